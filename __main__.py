@@ -1,0 +1,49 @@
+"""Pulumi program: the edge lab of the selected stack, built from the topology data file.
+
+It checks the stack's address plan against this host before registering anything, because a lab
+network that overlaps a host route would cut the machine off its package registries and DNS.
+"""
+
+from pathlib import Path
+
+import pulumi
+
+from edge.addressing import AddressPlanError, check_address_plan
+from edge.images import image_exists, image_ref
+from edge.infra.lab import EdgeLab
+from edge.plan import stack_plan
+from edge.topology import TopologyError, load_topology
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    config = pulumi.Config()
+    stack = pulumi.get_stack()
+    try:
+        topology = load_topology(ROOT / config.require("topology"))
+        slot = config.get_int("slot")
+        if slot is None:
+            slot = topology.slots.get(stack)
+        if slot is None:
+            raise TopologyError(f"stack '{stack}' has no address slot. Run `pulumi config set "
+                                f"slot N -s {stack}` with an N no other stack uses.")
+        plan = stack_plan(topology, stack, slot, config.require("purpose"))
+        check_address_plan(plan)
+        image = config.get("image") or image_ref(ROOT)
+        if not image_exists(image):
+            raise TopologyError(f"the lab image {image} is not built. Run `make setup` (or "
+                                "`.venv/bin/python -m edge.images ensure`) first.")
+    except (TopologyError, AddressPlanError) as err:
+        raise pulumi.RunError(str(err)) from None
+
+    lab = EdgeLab("lab", plan, image)
+    pulumi.export("stack", stack)
+    pulumi.export("slot", slot)
+    pulumi.export("zone", plan.zone)
+    pulumi.export("networks", {n.name: {"docker_name": n.docker_name, "subnet": str(n.subnet)}
+                               for n in plan.networks.values()})
+    pulumi.export("nodes", lab.nodes)
+
+
+main()

@@ -1,0 +1,116 @@
+"""`edge`: the command line. It only wires the stages together; each stage lives in its module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import docker
+import docker.errors
+
+from edge import cleanup, stack
+from edge.plan import LABEL_STACK
+
+TIER_ORDER = ["vantage", "internet", "routing", "firewall", "load balancing", "dns", "paas"]
+
+
+def node_states(outputs: dict) -> dict[str, str]:
+    """Each node's container state as the engine reports it (running, exited, missing...)."""
+    api = docker.from_env().api
+    states = {}
+    for name, node in (outputs.get("nodes") or {}).items():
+        try:
+            states[name] = api.inspect_container(node["container_id"])["State"]["Status"]
+        except docker.errors.NotFound:
+            states[name] = "missing"
+    return states
+
+
+def summary_table(outputs: dict, states: dict[str, str]) -> str:
+    """The lab as a table: tier, node, state, container and its address on each network."""
+    nodes = outputs.get("nodes") or {}
+    rows = [("TIER", "NODE", "STATE", "CONTAINER", "ADDRESSES")]
+    order = sorted(nodes, key=lambda n: (TIER_ORDER.index(nodes[n]["tier"])
+                                         if nodes[n]["tier"] in TIER_ORDER else 99, n))
+    for name in order:
+        node = nodes[name]
+        addresses = " ".join(f"{net}={addr}" for net, addr in sorted(node["addresses"].items()))
+        rows.append((node["tier"], name, states.get(name, "?"), node["container"], addresses))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]
+                     for r in rows)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    stack.select_stack(args.stack)
+    print(f"edge: bringing up stack '{args.stack}' with pulumi up", file=sys.stderr)
+    stack.up(args.stack)
+    outputs = stack.outputs(args.stack)
+    states = node_states(outputs)
+    print(summary_table(outputs, states))
+    down = sorted(n for n, s in states.items() if s != "running")
+    print(f"\nstack '{args.stack}' (slot {outputs.get('slot')}, zone {outputs.get('zone')}): "
+          f"{len(states) - len(down)}/{len(states)} nodes running in "
+          f"{time.monotonic() - started:.1f}s")
+    if down:
+        print(f"not running: {', '.join(down)}", file=sys.stderr)
+    return 1 if down else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    outputs = stack.outputs(args.stack)
+    if not outputs:
+        print(f"stack '{args.stack}' has no outputs: it is not up (run `make up`).")
+        return 1
+    states = node_states(outputs)
+    print(summary_table(outputs, states))
+    return 0 if all(s == "running" for s in states.values()) else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    stack.select_stack(args.stack)
+    stack.destroy(args.stack)
+    left = cleanup.count({LABEL_STACK: args.stack})
+    print(f"stack '{args.stack}' destroyed; {left.total} labelled objects left "
+          f"({left.containers} containers, {left.networks} networks, {left.volumes} volumes)")
+    return 0 if left.total == 0 else 1
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    labels = {LABEL_STACK: args.stack} if args.stack else {"edge-testbed.purpose": args.purpose}
+    gone = cleanup.remove(labels)
+    print(f"removed {gone.containers} containers, {gone.networks} networks, "
+          f"{gone.volumes} volumes labelled {labels}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="edge", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    for name, func, text in (("up", cmd_up, "create or update the lab (pulumi up), print it"),
+                             ("status", cmd_status, "print the lab's nodes and their state"),
+                             ("down", cmd_down, "destroy the lab (pulumi destroy)")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--stack", default="lab", help="stack name (default: lab)")
+        cmd.set_defaults(func=func)
+    clean = sub.add_parser("clean", help="remove leftovers by label, without Pulumi")
+    group = clean.add_mutually_exclusive_group(required=True)
+    group.add_argument("--stack", help="every object of this stack")
+    group.add_argument("--purpose", help="every object of this purpose (e.g. test)")
+    clean.set_defaults(func=cmd_clean)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except stack.PulumiError as err:
+        print(f"edge: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

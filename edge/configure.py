@@ -1,0 +1,116 @@
+"""Configuration stage: run the site playbook on a stack through ansible-runner.
+
+The result is data (per host: ok, changed, failed, unreachable, and the failed tasks' messages),
+so the CLI, the tests and the change previews decide on facts rather than on scraped output.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import ansible_runner
+
+from edge.stack import ROOT, STATE
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class HostResult:
+    """What the playbook did on one host."""
+
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return not self.failed and not self.unreachable
+
+
+@dataclass
+class ConvergeResult:
+    """The outcome of one playbook run over a stack."""
+
+    status: str
+    seconds: float
+    hosts: dict[str, HostResult]
+    errors: list[str] = field(default_factory=list)
+    diffs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and all(h.healthy for h in self.hosts.values())
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts.values())
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | None = None,
+             extra_vars: dict[str, Any] | None = None, progress: Progress | None = _stderr,
+             ) -> ConvergeResult:
+    """Run site.yml on every host of `stack` (in check+diff mode if `check`)."""
+    errors: list[str] = []
+    diffs: dict[str, list[dict[str, Any]]] = {}
+
+    def on_event(event: dict[str, Any]) -> bool:
+        data = event.get("event_data", {})
+        host, task = data.get("host"), data.get("task", "")
+        kind = event.get("event", "")
+        result = data.get("res", {})
+        if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            message = result.get("msg") or result.get("stderr") or result.get("reason") or ""
+            errors.append(f"{host}: {task}: {str(message).strip()[:400]}")
+        if kind == "runner_on_ok" and host and result.get("diff") and result.get("changed"):
+            found = result["diff"] if isinstance(result["diff"], list) else [result["diff"]]
+            diffs.setdefault(host, []).extend({"task": task, **d} for d in found)
+        if progress and kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable") \
+                and (result.get("changed") or kind != "runner_on_ok"):
+            word = {"runner_on_ok": "changed", "runner_on_failed": "FAILED",
+                    "runner_on_unreachable": "UNREACHABLE"}[kind]
+            progress(f"  {host}: {task}: {word}")
+        return True
+
+    cmdline = "--check --diff" if check else "--diff"
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="edge-runner-") as private:
+        runner = ansible_runner.run(
+            private_data_dir=private,
+            project_dir=str(ROOT),
+            playbook=str(ROOT / "site.yml"),
+            inventory=str(ROOT / "inventory" / "edge_stack.py"),
+            envvars={"EDGE_STACK": stack, "EDGE_STATE": str(state),
+                     "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+            extravars=extra_vars or {},
+            cmdline=cmdline,
+            limit=limit,
+            quiet=True,
+            event_handler=on_event,
+        )
+        stats = runner.stats or {}
+    hosts: dict[str, HostResult] = {}
+    for key, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
+                      ("dark", "unreachable")):
+        for host, count in (stats.get(key) or {}).items():
+            setattr(hosts.setdefault(host, HostResult()), attr, count)
+    return ConvergeResult(runner.status, round(time.monotonic() - started, 2), hosts, errors, diffs)
+
+
+def converge_table(result: ConvergeResult) -> str:
+    """Per-host recap, like Ansible's PLAY RECAP but as a table."""
+    rows = [("HOST", "OK", "CHANGED", "FAILED", "UNREACHABLE")]
+    rows += [(h, str(r.ok), str(r.changed), str(r.failed), str(r.unreachable))
+             for h, r in sorted(result.hosts.items())]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)

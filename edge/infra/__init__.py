@@ -1,0 +1,1 @@
+"""Infrastructure stage: the lab as Pulumi resources."""

@@ -1,0 +1,40 @@
+"""Turn a stack's Pulumi outputs into an Ansible inventory (pure data in, pure data out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CONNECTION = {
+    "ansible_connection": "community.docker.docker",
+    "ansible_python_interpreter": "/usr/bin/python3",
+    "ansible_user": "root",
+}
+
+
+def inventory_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Groups by role and tier, host variables from the topology, lab-wide facts in `all`."""
+    nodes = outputs.get("nodes") or {}
+    groups: dict[str, dict[str, Any]] = {}
+    hostvars = {}
+    for name, node in sorted(nodes.items()):
+        # Prefixed, so that no group shares a name with a host (border, firewall, ...).
+        for group in {f"role_{node['role']}", f"role_{node['ansible_role']}",
+                      "tier_" + node["tier"].replace(" ", "_")}:
+            groups.setdefault(group, {"hosts": []})["hosts"].append(name)
+        hostvars[name] = CONNECTION | {
+            "ansible_host": node["container"],
+            "edge_role": node["role"],
+            "edge_ansible_role": node["ansible_role"],
+            "edge_tier": node["tier"],
+            "edge_addresses": node["addresses"],
+        }
+    all_vars = {
+        "edge_stack": outputs.get("stack"),
+        "edge_slot": outputs.get("slot"),
+        "edge_zone": outputs.get("zone"),
+        "edge_networks": outputs.get("networks") or {},
+        "edge_nodes": {n: {"role": v["role"], "addresses": v["addresses"]}
+                       for n, v in nodes.items()},
+    } | (outputs.get("secrets") or {})
+    return {"all": {"children": sorted(groups), "vars": all_vars},
+            **groups, "_meta": {"hostvars": hostvars}}

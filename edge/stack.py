@@ -1,0 +1,124 @@
+"""Run the real Pulumi CLI against the project's local file backend, never a Pulumi service.
+
+Setup (scripts/setup) records where the CLI was built in `.edge/tools.env`; this module builds the
+environment every Pulumi call needs offline (backend URL, passphrase file, no update checks, no
+plugin downloads) and wraps the few commands the rest of the project uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / ".edge"
+
+
+class PulumiError(RuntimeError):
+    """A Pulumi command failed; the message holds the tail of its output."""
+
+
+def tools_env(root: Path = ROOT) -> dict[str, str]:
+    """KEY=VALUE pairs written by setup (e.g. PULUMI_BIN); empty before setup ran."""
+    path = root / ".edge" / "tools.env"
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def passphrase_file(state: Path = STATE) -> Path:
+    """The secrets passphrase, generated once per checkout and never committed."""
+    path = state / "passphrase"
+    if not path.exists():
+        state.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    return path
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a set of stacks keeps its state: a folder used as a Pulumi file backend."""
+
+    state: Path = STATE
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """The environment for one Pulumi call: offline, local state, project's tools on PATH."""
+        (self.state / "backend").mkdir(parents=True, exist_ok=True)
+        tools = tools_env()
+        path = [p for p in (tools.get("PULUMI_BIN"), str(ROOT / ".venv" / "bin")) if p]
+        env = dict(os.environ)
+        env |= {
+            "PATH": os.pathsep.join(path + [env.get("PATH", "")]),
+            "PULUMI_BACKEND_URL": f"file://{self.state / 'backend'}",
+            "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file(self.state)),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            "PULUMI_SKIP_CONFIRMATIONS": "true",
+        }
+        env.pop("PULUMI_ACCESS_TOKEN", None)
+        env.pop("PULUMI_CONFIG_PASSPHRASE", None)
+        return env | self.extra_env
+
+
+def pulumi(args: list[str], backend: Backend = Backend(), stream: bool = False,
+           check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `pulumi ARGS` in the project; stream its output live (long operations) or capture it."""
+    cmd = ["pulumi", *args, "--non-interactive"]
+    pipe = None if stream else subprocess.PIPE
+    proc = subprocess.run(cmd, cwd=ROOT, env=backend.env(), text=True, stdout=pipe, stderr=pipe)
+    if check and proc.returncode != 0:
+        said = ((proc.stdout or "") + (proc.stderr or "")).strip().splitlines()
+        raise PulumiError(f"`pulumi {' '.join(args)}` failed (exit {proc.returncode})"
+                          + (":\n" + "\n".join(said[-25:]) if said else ""))
+    return proc
+
+
+def select_stack(stack: str, backend: Backend = Backend(),
+                 config: dict[str, str] | None = None) -> None:
+    """Select `stack`, creating it on first use, and set its config values."""
+    pulumi(["stack", "select", "--create", stack], backend)
+    for key, value in (config or {}).items():
+        pulumi(["config", "set", key, value, "--stack", stack], backend)
+
+
+def up(stack: str, backend: Backend = Backend(), stream: bool = True) -> None:
+    """Create or update the stack's lab and wait until it is all there."""
+    pulumi(["up", "--yes", "--skip-preview", "--suppress-outputs", "--stack", stack], backend,
+           stream=stream)
+
+
+def destroy(stack: str, backend: Backend = Backend(), stream: bool = True) -> None:
+    """Remove everything the stack created."""
+    pulumi(["destroy", "--yes", "--skip-preview", "--stack", stack], backend, stream=stream)
+
+
+def outputs(stack: str, backend: Backend = Backend(), secrets: bool = False) -> dict:
+    """The stack's outputs (nodes, networks, zone...) as data; secrets in clear only if asked."""
+    args = ["stack", "output", "--json", "--stack", stack] + (["--show-secrets"] if secrets else [])
+    out = pulumi(args, backend).stdout
+    return json.loads(out or "{}")
+
+
+def main(argv: list[str]) -> None:
+    """`python -m edge.stack ARGS` runs pulumi with the project's environment;
+    `--print-env` prints it as shell exports instead (scripts/env.sh sources them)."""
+    env = Backend().env()
+    if argv == ["--print-env"]:
+        keys = ["PATH"] + sorted(k for k in env if k.startswith("PULUMI_"))
+        print("\n".join(f"export {k}={shlex.quote(env[k])}" for k in keys))
+        return
+    os.execvpe("pulumi", ["pulumi", *argv], env)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

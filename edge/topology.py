@@ -1,0 +1,336 @@
+"""The lab's topology: a YAML data file, loaded and validated into typed, immutable records.
+
+Everything downstream (Pulumi resources, Ansible inventory, probes) is derived from these records,
+so a mistake is caught here, once, with the file, the line and the field that is wrong, before
+anything is created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+PUBLIC_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
+INTERNAL_RANGE = ipaddress.IPv4Network("10.0.0.0/8")
+# Prefixes that carry this machine's own traffic (package registries, DNS): never part of a lab.
+FORBIDDEN = tuple(
+    ipaddress.IPv4Network(p) for p in ("192.0.2.0/24", "203.0.113.0/24", "10.255.0.0/16")
+)
+
+
+class TopologyError(ValueError):
+    """A topology file that cannot be used; the message names file, line, field and the fix."""
+
+
+class _Mapping(dict):
+    """A YAML mapping that remembers the line of each key, for error messages."""
+
+    line: int
+    key_lines: dict[str, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings carry their line numbers (1-based)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Mapping:
+        mapping = _Mapping(super().construct_mapping(node, deep=True))
+        mapping.line = node.start_mark.line + 1
+        mapping.key_lines = {
+            str(key.value): key.start_mark.line + 1 for key, _ in node.value
+        }
+        return mapping
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping
+)
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a role means to the infrastructure: its tier and whether it forwards packets."""
+
+    name: str
+    tier: str
+    forwarding: bool
+    ansible_role: str   # the Ansible role that configures it (several node roles may share one)
+
+
+@dataclass(frozen=True)
+class Network:
+    """One lab network (a Docker internal bridge)."""
+
+    name: str
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address
+    line: int
+
+
+@dataclass(frozen=True)
+class Route:
+    """Send traffic for the networks in `to` through the neighbour node `via`."""
+
+    to: tuple[str, ...]
+    via: str
+
+
+@dataclass(frozen=True)
+class Node:
+    """One container of the lab."""
+
+    name: str
+    role: str
+    addresses: dict[str, ipaddress.IPv4Address]
+    routes: tuple[Route, ...]
+    dns: tuple[str, ...]
+    volumes: dict[str, str]
+    line: int
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A validated topology, with addresses as written (slot 0)."""
+
+    path: Path
+    zone: str
+    public_block: ipaddress.IPv4Network
+    internal_block: ipaddress.IPv4Network
+    slots: dict[str, int]
+    roles: dict[str, Role]
+    networks: dict[str, Network]
+    volumes: tuple[str, ...]
+    nodes: dict[str, Node]
+
+
+class _Reader:
+    """Walks the parsed YAML and turns every problem into one TopologyError with file and line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: Any, field: str, problem: str, fix: str, key: str | None = None) -> None:
+        line = getattr(where, "key_lines", {}).get(key, None) if key else None
+        line = line or getattr(where, "line", 0)
+        raise TopologyError(f"{self.path}:{line}: {field}: {problem}. {fix}")
+
+    def mapping(self, parent: Any, key: str, field: str, required: bool = True) -> _Mapping:
+        value = parent.get(key) if isinstance(parent, dict) else None
+        if value is None and not required:
+            empty = _Mapping()
+            empty.line, empty.key_lines = getattr(parent, "line", 0), {}
+            return empty
+        if not isinstance(value, dict):
+            self.fail(parent, field, f"expected a mapping, found {type(value).__name__}",
+                      f"Write `{key}:` followed by indented `name: value` entries.", key)
+        return value
+
+    def name(self, parent: Any, key: Any, field: str) -> str:
+        if not isinstance(key, str) or not NAME_RE.match(key):
+            self.fail(parent, field, f"'{key}' is not a valid name",
+                      "Use lower-case letters, digits and '-', starting with a letter, at most 31 "
+                      "characters.", str(key))
+        return key
+
+    def network(self, parent: Any, key: str, field: str) -> ipaddress.IPv4Network:
+        try:
+            return ipaddress.IPv4Network(str(parent.get(key)), strict=True)
+        except ValueError as err:
+            self.fail(parent, field, f"'{parent.get(key)}' is not an IPv4 prefix ({err})",
+                      "Write a prefix such as 198.18.2.0/24 with no host bits set.", key)
+        raise AssertionError("unreachable")
+
+    def address(self, parent: Any, key: str, field: str) -> ipaddress.IPv4Address:
+        try:
+            return ipaddress.IPv4Address(str(parent.get(key)))
+        except ValueError:
+            self.fail(parent, field, f"'{parent.get(key)}' is not an IPv4 address",
+                      "Write a dotted address such as 198.18.2.10.", key)
+        raise AssertionError("unreachable")
+
+
+def load_topology(path: Path | str) -> Topology:
+    """Load and validate a topology file; raise TopologyError naming file, line and fix."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise TopologyError(f"{path}: cannot read the topology file ({err.strerror}). "
+                            "Check the path given in the stack config `edge-testbed:topology`.")
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        problem = getattr(err, "problem", None) or str(err)
+        raise TopologyError(f"{path}:{line}: not valid YAML: {problem}. "
+                            "Fix the syntax (indentation, ':' after keys, matching brackets).")
+    reader = _Reader(path)
+    if not isinstance(doc, dict):
+        raise TopologyError(f"{path}:1: the file must be a mapping with zone, address_plan, "
+                            "roles, networks and nodes.")
+    return _validate(reader, doc)
+
+
+def _validate(r: _Reader, doc: _Mapping) -> Topology:
+    known = {"zone", "address_plan", "roles", "networks", "volumes", "nodes"}
+    for key in doc:
+        if key not in known:
+            r.fail(doc, str(key), "unknown top-level key", f"Use only: {', '.join(sorted(known))}.",
+                   str(key))
+    zone = doc.get("zone")
+    if not isinstance(zone, str) or not zone.endswith(".test"):
+        r.fail(doc, "zone", f"'{zone}' is not a zone under the reserved .test TLD",
+               "Name the lab zone like paas.test, so it can never shadow a real domain.", "zone")
+
+    plan = r.mapping(doc, "address_plan", "address_plan")
+    public = r.network(plan, "public", "address_plan.public")
+    internal = r.network(plan, "internal", "address_plan.internal")
+    if not public.subnet_of(PUBLIC_RANGE):
+        r.fail(plan, "address_plan.public", f"{public} is outside {PUBLIC_RANGE}",
+               f"Choose a block inside {PUBLIC_RANGE}.", "public")
+    if not internal.subnet_of(INTERNAL_RANGE) or any(internal.overlaps(f) for f in FORBIDDEN):
+        r.fail(plan, "address_plan.internal", f"{internal} is outside 10.0.0.0/8 or touches "
+               "10.255.0.0/16", "Choose a block inside 10.0.0.0/8 below 10.255.0.0.", "internal")
+
+    slot_map = r.mapping(plan, "slots", "address_plan.slots", required=False)
+    for stack, slot in slot_map.items():
+        if not isinstance(slot, int) or isinstance(slot, bool) or slot < 0:
+            r.fail(slot_map, f"address_plan.slots.{stack}", f"'{slot}' is not a slot number",
+                   "Write a whole number from 0 up.", str(stack))
+    if len(set(slot_map.values())) != len(slot_map):
+        r.fail(slot_map, "address_plan.slots", "two stacks share a slot",
+               "Give every stack its own slot, or their networks would collide.")
+
+    roles = {}
+    role_map = r.mapping(doc, "roles", "roles")
+    for name, spec in role_map.items():
+        r.name(role_map, name, f"roles.{name}")
+        if not isinstance(spec, dict) or not isinstance(spec.get("tier"), str):
+            r.fail(role_map, f"roles.{name}", "a role needs a `tier` (text)",
+                   "Write e.g. `border: {tier: routing, forwarding: true}`.", name)
+        roles[name] = Role(name, spec["tier"], bool(spec.get("forwarding", False)),
+                           str(spec.get("ansible_role", name)))
+
+    networks: dict[str, Network] = {}
+    net_map = r.mapping(doc, "networks", "networks")
+    for name, spec in net_map.items():
+        field = f"networks.{name}"
+        r.name(net_map, name, field)
+        if not isinstance(spec, dict):
+            r.fail(net_map, field, "expected `{subnet: PREFIX, gateway: ADDRESS}`",
+                   "Give the network's subnet and the host-side gateway address.", name)
+        subnet = r.network(spec, "subnet", f"{field}.subnet")
+        if not (subnet.subnet_of(public) or subnet.subnet_of(internal)):
+            r.fail(spec, f"{field}.subnet", f"{subnet} is in neither address_plan block "
+                   f"({public}, {internal})", "Move it inside one of the two blocks.", "subnet")
+        for other in networks.values():
+            if subnet.overlaps(other.subnet):
+                r.fail(spec, f"{field}.subnet", f"{subnet} overlaps network '{other.name}' "
+                       f"({other.subnet})", "Give every network its own prefix.", "subnet")
+        gateway = (r.address(spec, "gateway", f"{field}.gateway") if "gateway" in spec
+                   else subnet.broadcast_address - 1)
+        if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+            r.fail(spec, f"{field}.gateway", f"{gateway} is not a usable address of {subnet}",
+                   "Pick a host address inside the subnet (the last one is customary).", "gateway")
+        networks[name] = Network(name, subnet, gateway, spec.line)
+
+    vol_map = r.mapping(doc, "volumes", "volumes", required=False)
+    volumes = tuple(r.name(vol_map, name, f"volumes.{name}") for name in vol_map)
+
+    nodes = _validate_nodes(r, r.mapping(doc, "nodes", "nodes"), roles, networks, volumes)
+    return Topology(r.path, zone, public, internal, dict(slot_map), roles, networks, volumes,
+                    nodes)
+
+
+def _validate_nodes(r: _Reader, node_map: _Mapping, roles: dict[str, Role],
+                    networks: dict[str, Network], volumes: tuple[str, ...]) -> dict[str, Node]:
+    taken: dict[ipaddress.IPv4Address, str] = {}
+    parsed: dict[str, Node] = {}
+    for name, spec in node_map.items():
+        field = f"nodes.{name}"
+        r.name(node_map, name, field)
+        if not isinstance(spec, dict):
+            r.fail(node_map, field, "expected a mapping with role and networks",
+                   "Write `role:` and `networks:` under the node.", name)
+        role = spec.get("role")
+        if role not in roles:
+            r.fail(spec, f"{field}.role", f"unknown role '{role}'",
+                   f"Use one of: {', '.join(sorted(roles))} (or declare it under `roles:`).",
+                   "role")
+        nets = r.mapping(spec, "networks", f"{field}.networks")
+        if not nets:
+            r.fail(spec, f"{field}.networks", "a node needs at least one network",
+                   "Attach it, e.g. `networks: {dmz: 198.18.2.20}`.", "networks")
+        addresses = {}
+        for net, _ in nets.items():
+            where = f"{field}.networks.{net}"
+            if net not in networks:
+                r.fail(nets, where, f"unknown network '{net}'",
+                       f"Use one of: {', '.join(sorted(networks))}.", net)
+            addr = r.address(nets, net, where)
+            subnet = networks[net].subnet
+            if addr not in subnet or addr in (subnet.network_address, subnet.broadcast_address,
+                                              networks[net].gateway):
+                r.fail(nets, where, f"{addr} is not a free host address of {net} ({subnet})",
+                       "Pick a host address inside the subnet, not the gateway.", net)
+            if addr in taken:
+                r.fail(nets, where, f"duplicate address {addr}, already used by {taken[addr]}",
+                       "Give every interface its own address.", net)
+            taken[addr] = f"nodes.{name}.networks.{net}"
+            addresses[net] = addr
+        vols = r.mapping(spec, "volumes", f"{field}.volumes", required=False)
+        for vol, mount in vols.items():
+            if vol not in volumes:
+                r.fail(vols, f"{field}.volumes.{vol}", f"unknown volume '{vol}'",
+                       "Declare it under the top-level `volumes:`.", vol)
+            if not isinstance(mount, str) or not mount.startswith("/"):
+                r.fail(vols, f"{field}.volumes.{vol}", f"'{mount}' is not an absolute path",
+                       "Write the mount point, e.g. /var/lib/paas.", vol)
+        parsed[name] = Node(name, role, addresses, (), (), dict(vols), spec.line)
+    return {name: _with_routes(r, node_map[name], node, parsed, networks)
+            for name, node in parsed.items()}
+
+
+def _with_routes(r: _Reader, spec: _Mapping, node: Node, nodes: dict[str, Node],
+                 networks: dict[str, Network]) -> Node:
+    """Resolve `routes` and `dns`, which name other nodes, once every node is known."""
+    field = f"nodes.{node.name}"
+    routes = []
+    raw_routes = spec.get("routes", []) or []
+    if not isinstance(raw_routes, list):
+        r.fail(spec, f"{field}.routes", "expected a list", "Write `routes: [{to: [NET], via: NODE}]`.",
+               "routes")
+    for i, route in enumerate(raw_routes):
+        where = f"{field}.routes[{i}]"
+        if not isinstance(route, dict) or "to" not in route or "via" not in route:
+            r.fail(spec, where, "a route needs `to` (networks) and `via` (a node)",
+                   "Write `{to: [dmz], via: firewall}`.", "routes")
+        targets = route["to"] if isinstance(route["to"], list) else [route["to"]]
+        for target in targets:
+            if target not in networks:
+                r.fail(route, f"{where}.to", f"unknown network '{target}'",
+                       f"Use one of: {', '.join(sorted(networks))}.", "to")
+            if target in node.addresses:
+                r.fail(route, f"{where}.to", f"'{target}' is directly connected",
+                       "Remove it: connected networks need no route.", "to")
+        via = nodes.get(route["via"])
+        if via is None or via.name == node.name:
+            r.fail(route, f"{where}.via", f"'{route['via']}' is not another node",
+                   "Name the neighbour that forwards the traffic.", "via")
+        if not set(via.addresses) & set(node.addresses):
+            r.fail(route, f"{where}.via", f"'{via.name}' shares no network with '{node.name}'",
+                   "Route through a neighbour on one of this node's networks.", "via")
+        routes.append(Route(tuple(targets), via.name))
+    dns = spec.get("dns", []) or []
+    for server in dns:
+        if server not in nodes or server == node.name:
+            r.fail(spec, f"{field}.dns", f"'{server}' is not a node",
+                   "Name the node whose address the container uses as its DNS server.", "dns")
+    return Node(node.name, node.role, node.addresses, tuple(routes), tuple(dns), node.volumes,
+                node.line)

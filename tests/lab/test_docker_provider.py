@@ -1,0 +1,95 @@
+"""The dynamic providers' methods, called directly against the real Docker engine."""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from edge.infra.docker_provider import ContainerProvider, NetworkProvider, VolumeProvider
+from tests.lab.conftest import labels_for
+
+STACK = "t-provider"
+SUBNET, GATEWAY = "198.19.240.0/24", "198.19.240.254"   # slot 31's public block
+
+
+def network_props(**over) -> dict:
+    return {"name": "edge-t-provider-net", "subnet": SUBNET, "gateway": GATEWAY,
+            "internal": True, "labels": labels_for(STACK)} | over
+
+
+def container_props(image: str, **over) -> dict:
+    return {"name": "edge-t-provider-box", "image": image, "hostname": "box",
+            "networks": {"edge-t-provider-net": "198.19.240.10"}, "cap_add": ["NET_ADMIN"],
+            "sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"},
+            "env": {"EDGE_ROUTES": "198.19.241.0/24 via 198.19.240.1"},
+            "mounts": {"edge-t-provider-vol": "/data"}, "labels": labels_for(STACK),
+            "restart_policy": "unless-stopped", "dns": ["198.19.240.53"], "command": [],
+            "running": True} | over
+
+
+def test_check_names_each_bad_input() -> None:
+    result = NetworkProvider().check({}, network_props(subnet="198.19.240.0/33", internal=False,
+                                                       labels={"x": "y"}))
+    failures = {f.property: f.reason for f in result.failures}
+    assert "not an IPv4 prefix" in failures["subnet"]
+    assert "must be internal" in failures["internal"]
+    assert "required" in failures["labels"]
+    bad = ContainerProvider().check({}, container_props("img", networks={"n": "10.0.0.300"},
+                                                        restart_policy="sometimes",
+                                                        sysctls={"kernel.x": "1"}))
+    reasons = {f.property: f.reason for f in bad.failures}
+    assert set(reasons) == {"networks", "restart_policy", "sysctls"}, reasons
+
+
+def test_diff_says_what_replaces_and_what_updates(image: str) -> None:
+    provider = ContainerProvider()
+    old = container_props(image) | {"container_id": "abc"}
+    same = provider.diff("abc", old, container_props(image))
+    assert same.changes is False and same.replaces == []
+    moved = provider.diff("abc", old, container_props(image, networks={"n": "198.19.240.11"}))
+    assert moved.changes and moved.replaces == ["networks"] and moved.delete_before_replace
+    restart = provider.diff("abc", old, container_props(image, running=False))
+    assert restart.changes and restart.replaces == []
+
+
+def test_network_volume_container_lifecycle(docker_client: docker.DockerClient,
+                                            image: str) -> None:
+    api = docker_client.api
+    net = NetworkProvider().create(network_props())
+    vol = VolumeProvider().create({"name": "edge-t-provider-vol", "labels": labels_for(STACK)})
+    assert api.inspect_network(net.id)["Internal"] is True
+    assert net.outs["subnet"] == SUBNET and net.outs["gateway"] == GATEWAY
+
+    provider = ContainerProvider()
+    created = provider.create(container_props(image))
+    info = api.inspect_container(created.id)
+    assert info["State"]["Running"] and created.outs["running"] is True
+    assert created.outs["networks"] == {"edge-t-provider-net": "198.19.240.10"}
+    routes = docker_client.containers.get(created.id).exec_run(["ip", "route"]).output.decode()
+    assert "198.19.241.0/24 via 198.19.240.1" in routes and "default" not in routes
+
+    api.stop(created.id, timeout=1)                       # stopped by hand
+    assert provider.read(created.id, created.outs).outs["running"] is False
+    updated = provider.update(created.id, created.outs | {"running": False},
+                              container_props(image))
+    assert updated.outs["running"] is True
+
+    provider.delete(created.id, created.outs)
+    gone = provider.read(created.id, created.outs)       # removed: refresh drops it
+    assert gone.id == ""
+    VolumeProvider().delete(vol.id, vol.outs)
+    NetworkProvider().delete(net.id, net.outs)
+    assert NetworkProvider().read(net.id, net.outs).id == ""
+
+
+def test_container_whose_init_fails_is_an_error(docker_client: docker.DockerClient,
+                                               image: str) -> None:
+    net = NetworkProvider().create(network_props())
+    try:
+        with pytest.raises(RuntimeError, match="(?s)stopped right after start.*cannot install route"):
+            ContainerProvider().create(container_props(
+                image, mounts={}, env={"EDGE_ROUTES": "198.19.241.0/24 via 198.19.99.1"},
+                restart_policy="no"))
+        assert docker_client.api.containers(all=True, filters={"name": "edge-t-provider-box"}) == []
+    finally:
+        NetworkProvider().delete(net.id, net.outs)

@@ -1,0 +1,153 @@
+"""The whole reference lab through the real Pulumi CLI: up, inspect, drift, refresh, destroy.
+
+One throw-away stack at slot 30 with its own file backend, labelled purpose=test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import docker
+import pytest
+
+from edge import cleanup, stack
+from edge.plan import LABEL_STACK
+from tests.lab.conftest import ROOT, labels_for
+
+STACK = f"t-life-{os.getpid() % 100000}"
+SLOT = 30
+
+
+def public(third: int, host: int) -> str:
+    """Slot 30 of the public block 198.18.0.0/20: 198.18.<third>.<host> moves to 198.19.224+."""
+    return f"198.19.{224 + third}.{host}"
+
+
+def internal(host: int) -> str:
+    """Slot 30 of the internal block 10.64.0.0/16: 10.64.0.<host> moves to 10.94.0.<host>."""
+    return f"10.94.0.{host}"
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory, image: str):
+    backend = stack.Backend(state=tmp_path_factory.mktemp("pulumi-state"))
+    stack.select_stack(STACK, backend, {"slot": str(SLOT), "purpose": "test"})
+    return backend
+
+
+@pytest.fixture(scope="module")
+def lab(backend: stack.Backend, docker_client: docker.DockerClient):
+    stack.up(STACK, backend, stream=False)
+    yield stack.outputs(STACK, backend)
+    stack.destroy(STACK, backend, stream=False)   # idempotent: a no-op after the last test
+
+
+def container(docker_client: docker.DockerClient, lab: dict, node: str):
+    return docker_client.containers.get(lab["nodes"][node]["container_id"])
+
+
+def exec_ok(box, *cmd: str) -> str:
+    code, out = box.exec_run(list(cmd))
+    assert code == 0, f"{cmd} in {box.name}: exit {code}: {out.decode(errors='replace')}"
+    return out.decode()
+
+
+def test_up_creates_every_node_network_and_volume(lab: dict,
+                                                  docker_client: docker.DockerClient) -> None:
+    assert set(lab["nodes"]) == {"client", "resolver", "border", "firewall", "lb1", "lb2", "ns1",
+                                 "ns2", "controller", "dea1", "dea2", "inside"}
+    found = cleanup.count({LABEL_STACK: STACK}, docker_client)
+    assert (found.containers, found.networks, found.volumes) == (12, 4, 1)
+    for name, node in lab["nodes"].items():
+        box = docker_client.containers.get(node["container_id"])
+        assert box.status == "running", name
+        attached = box.attrs["NetworkSettings"]["Networks"]
+        assert {n: ep["IPAMConfig"]["IPv4Address"] for n, ep in attached.items()} == {
+            f"edge-{STACK}-{net}": addr for net, addr in node["addresses"].items()}
+    dmz = docker_client.networks.get(f"edge-{STACK}-dmz").attrs
+    assert dmz["Internal"] is True and dmz["IPAM"]["Config"][0]["Subnet"] == public(2, 0) + "/24"
+    assert lab["nodes"]["controller"]["addresses"] == {"paas": internal(20)}
+
+
+def test_routes_carry_client_traffic_through_the_edge(lab: dict,
+                                                      docker_client: docker.DockerClient) -> None:
+    client = container(docker_client, lab, "client")
+    routes = exec_ok(client, "ip", "route")
+    assert "default" not in routes
+    assert f"{public(2, 0)}/24 via {public(0, 1)}" in routes
+    assert exec_ok(container(docker_client, lab, "border"), "sysctl", "-n",
+                   "net.ipv4.ip_forward").strip() == "1"
+    # client -> border -> firewall -> lb1 and back; the recorded route shows both routers.
+    trace = exec_ok(client, "ping", "-c1", "-W2", "-R", public(2, 10))
+    hops = [line.strip() for line in trace.split("RR:")[1].splitlines()[:7]]
+    assert hops[:4] == [public(0, 10), public(1, 1), public(2, 1), public(2, 10)], trace
+    # No path from the internet into the PaaS network.
+    code, out = client.exec_run(["ping", "-c1", "-W1", internal(20)])
+    assert code != 0, out.decode()
+
+
+def test_second_up_changes_nothing(backend: stack.Backend, lab: dict) -> None:
+    proc = stack.pulumi(["preview", "--expect-no-changes", "--stack", STACK], backend)
+    assert proc.returncode == 0
+
+
+def test_topology_edit_shows_exact_diff(backend: stack.Backend, lab: dict,
+                                        tmp_path: Path) -> None:
+    edited = tmp_path / "topology.yaml"
+    text = (ROOT / "topology" / "reference.yaml").read_text()
+    edited.write_text(text.replace("networks: {dmz: 198.18.2.11,", "networks: {dmz: 198.18.2.12,"))
+    stack.pulumi(["config", "set", "topology", str(edited), "--stack", STACK], backend)
+    try:
+        out = stack.pulumi(["preview", "--diff", "--stack", STACK], backend).stdout
+    finally:
+        stack.pulumi(["config", "rm", "topology", "--stack", STACK], backend)
+    assert "node-lb2" in out and "replace" in out, out
+    assert public(2, 12) in out and "networks" in out, out
+    changed = [line for line in out.splitlines() if line.lstrip().startswith(("+-", "~"))
+               and "node-" in line]
+    assert all("node-lb2" in line for line in changed), changed
+
+
+def test_refresh_notices_stopped_and_removed_containers(backend: stack.Backend, lab: dict,
+                                                        docker_client: docker.DockerClient) -> None:
+    container(docker_client, lab, "inside").stop(timeout=1)
+    container(docker_client, lab, "dea2").remove(force=True)
+    out = stack.pulumi(["refresh", "--yes", "--stack", STACK], backend).stdout
+    assert "node-dea2" in out and "deleted" in out, out
+    assert "node-inside" in out and "updated" in out, out
+    state = json.loads(stack.pulumi(["stack", "export", "--stack", STACK], backend).stdout)
+    urns = [r["urn"] for r in state["deployment"]["resources"]]
+    assert not any(u.endswith("::node-dea2") for u in urns)
+    stack.up(STACK, backend, stream=False)                # puts both back
+    assert container(docker_client, lab, "inside").status == "running"
+    restored = docker_client.containers.get(f"edge-{STACK}-dea2")
+    assert restored.status == "running"
+
+
+def test_destroy_leaves_nothing(backend: stack.Backend, lab: dict,
+                                docker_client: docker.DockerClient) -> None:
+    """Runs last, so the fixture's own destroy then has nothing left to do."""
+    stack.destroy(STACK, backend, stream=False)
+    assert cleanup.count({LABEL_STACK: STACK}, docker_client).total == 0
+
+
+def test_address_overlap_is_one_error_and_creates_nothing(
+        tmp_path: Path, docker_client: docker.DockerClient) -> None:
+    """A Docker network already on slot 28's dmz prefix: the preview refuses, naming both."""
+    squatter = docker_client.networks.create(
+        "edge-t-squatter", internal=True, labels=labels_for("t-squatter"),
+        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+            subnet="198.19.194.0/25")]))   # slot 28: 198.18.2.0/24 -> 198.19.194.0/24
+    try:
+        backend = stack.Backend(state=tmp_path)
+        stack.select_stack("t-clash", backend, {"slot": "28", "purpose": "test"})
+        proc = stack.pulumi(["up", "--yes", "--stack", "t-clash"], backend, check=False)
+        said = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert ("network 'dmz' of stack 't-clash' (198.19.194.0/24) overlaps Docker network "
+                "'edge-t-squatter' (198.19.194.0/25)") in said, said
+        assert cleanup.count({LABEL_STACK: "t-clash"}, docker_client).total == 0
+    finally:
+        squatter.remove()
