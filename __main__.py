@@ -11,6 +11,7 @@ import pulumi
 from edge.addressing import AddressPlanError, check_address_plan
 from edge.images import image_exists, image_ref
 from edge.infra.lab import EdgeLab
+from edge.infra.secret import SecretKey
 from edge.plan import stack_plan
 from edge.topology import TopologyError, load_topology
 
@@ -44,6 +45,9 @@ def main() -> None:
     pulumi.export("networks", {n.name: {"docker_name": n.docker_name, "subnet": str(n.subnet)}
                                for n in plan.networks.values()})
     pulumi.export("nodes", lab.nodes)
+    # Handed to Ansible through the inventory (never written to a file): the zone-transfer key.
+    tsig = SecretKey("tsig-key", size=32)
+    pulumi.export("secrets", {"edge_tsig_secret": tsig.value})
 
 
 main()

@@ -57,6 +57,7 @@ def main() -> None:
                       file=sys.stderr)
         finally:
             stack.destroy(STACK, backend, stream=False)
+            stack.remove_stack(STACK, backend)
             cleanup.remove({LABEL_PURPOSE: "bench"})
     result = {
         "benchmark": "lab_lifecycle",

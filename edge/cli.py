@@ -9,7 +9,7 @@ import time
 import docker
 import docker.errors
 
-from edge import cleanup, stack
+from edge import cleanup, configure, stack
 from edge.plan import LABEL_STACK
 
 TIER_ORDER = ["vantage", "internet", "routing", "firewall", "load balancing", "dns", "paas"]
@@ -44,9 +44,14 @@ def summary_table(outputs: dict, states: dict[str, str]) -> str:
 
 def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    stack.select_stack(args.stack)
+    stack.select_stack(args.stack, config={"slot": str(args.slot)} if args.slot is not None else {})
     print(f"edge: bringing up stack '{args.stack}' with pulumi up", file=sys.stderr)
     stack.up(args.stack)
+    print(f"edge: configuring stack '{args.stack}' with ansible", file=sys.stderr)
+    result = configure.converge(args.stack)
+    print(configure.converge_table(result))
+    for error in result.errors:
+        print(f"  {error}", file=sys.stderr)
     outputs = stack.outputs(args.stack)
     states = node_states(outputs)
     print(summary_table(outputs, states))
@@ -56,7 +61,17 @@ def cmd_up(args: argparse.Namespace) -> int:
           f"{time.monotonic() - started:.1f}s")
     if down:
         print(f"not running: {', '.join(down)}", file=sys.stderr)
-    return 1 if down else 0
+    return 1 if down or not result.ok else 0
+
+
+def cmd_converge(args: argparse.Namespace) -> int:
+    result = configure.converge(args.stack, check=args.check)
+    print(configure.converge_table(result))
+    for error in result.errors:
+        print(f"  {error}", file=sys.stderr)
+    print(f"converge of '{args.stack}': {result.status}, {result.changed} changed, "
+          f"{result.seconds:.1f}s")
+    return 0 if result.ok else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -89,12 +104,17 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="edge", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
-    for name, func, text in (("up", cmd_up, "create or update the lab (pulumi up), print it"),
+    commands = {}
+    for name, func, text in (("up", cmd_up, "create or update the lab, configure it, print it"),
+                             ("converge", cmd_converge, "run the Ansible roles on the lab"),
                              ("status", cmd_status, "print the lab's nodes and their state"),
                              ("down", cmd_down, "destroy the lab (pulumi destroy)")):
-        cmd = sub.add_parser(name, help=text)
+        commands[name] = cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--stack", default="lab", help="stack name (default: lab)")
         cmd.set_defaults(func=func)
+    commands["up"].add_argument("--slot", type=int, help="address slot of a new stack")
+    commands["converge"].add_argument("--check", action="store_true",
+                                      help="dry run: show what would change (--check --diff)")
     clean = sub.add_parser("clean", help="remove leftovers by label, without Pulumi")
     group = clean.add_mutually_exclusive_group(required=True)
     group.add_argument("--stack", help="every object of this stack")

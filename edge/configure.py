@@ -6,6 +6,7 @@ so the CLI, the tests and the change previews decide on facts rather than on scr
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -91,7 +92,9 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
             playbook=str(ROOT / "site.yml"),
             inventory=str(ROOT / "inventory" / "edge_stack.py"),
             envvars={"EDGE_STACK": stack, "EDGE_STATE": str(state),
-                     "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+                     "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+                     # The venv's ansible-playbook, whether or not the venv is on PATH.
+                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
             extravars=extra_vars or {},
             cmdline=cmdline,
             limit=limit,

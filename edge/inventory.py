@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 CONNECTION = {
-    "ansible_connection": "community.docker.docker",
+    "ansible_connection": "community.docker.docker_api",
     "ansible_python_interpreter": "/usr/bin/python3",
     "ansible_user": "root",
 }

@@ -13,7 +13,7 @@ import secrets
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,6 @@ class Backend:
     """Where a set of stacks keeps its state: a folder used as a Pulumi file backend."""
 
     state: Path = STATE
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         """The environment for one Pulumi call: offline, local state, project's tools on PATH."""
@@ -59,7 +58,9 @@ class Backend:
         env |= {
             "PATH": os.pathsep.join(path + [env.get("PATH", "")]),
             "PULUMI_BACKEND_URL": f"file://{self.state / 'backend'}",
-            "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file(self.state)),
+            # One passphrase per checkout, whatever the backend: Pulumi keeps each stack's salt in
+            # Pulumi.<stack>.yaml beside Pulumi.yaml, shared by every backend of the checkout.
+            "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file()),
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
@@ -67,7 +68,7 @@ class Backend:
         }
         env.pop("PULUMI_ACCESS_TOKEN", None)
         env.pop("PULUMI_CONFIG_PASSPHRASE", None)
-        return env | self.extra_env
+        return env
 
 
 def pulumi(args: list[str], backend: Backend = Backend(), stream: bool = False,
@@ -100,6 +101,11 @@ def up(stack: str, backend: Backend = Backend(), stream: bool = True) -> None:
 def destroy(stack: str, backend: Backend = Backend(), stream: bool = True) -> None:
     """Remove everything the stack created."""
     pulumi(["destroy", "--yes", "--skip-preview", "--stack", stack], backend, stream=stream)
+
+
+def remove_stack(stack: str, backend: Backend = Backend()) -> None:
+    """Forget a (destroyed) stack: its state and its Pulumi.<stack>.yaml."""
+    pulumi(["stack", "rm", "--yes", "--force", "--stack", stack], backend, check=False)
 
 
 def outputs(stack: str, backend: Backend = Backend(), secrets: bool = False) -> dict:

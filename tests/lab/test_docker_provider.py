@@ -6,7 +6,7 @@ import docker
 import pytest
 
 from edge.infra.docker_provider import ContainerProvider, NetworkProvider, VolumeProvider
-from tests.lab.conftest import labels_for
+from tests.conftest import labels_for
 
 STACK = "t-provider"
 SUBNET, GATEWAY = "198.19.240.0/24", "198.19.240.254"   # slot 31's public block

@@ -14,7 +14,7 @@ import pytest
 
 from edge import cleanup, stack
 from edge.plan import LABEL_STACK
-from tests.lab.conftest import ROOT, labels_for
+from tests.conftest import ROOT, labels_for
 
 STACK = f"t-life-{os.getpid() % 100000}"
 SLOT = 30
@@ -42,6 +42,7 @@ def lab(backend: stack.Backend, docker_client: docker.DockerClient):
     stack.up(STACK, backend, stream=False)
     yield stack.outputs(STACK, backend)
     stack.destroy(STACK, backend, stream=False)   # idempotent: a no-op after the last test
+    stack.remove_stack(STACK, backend)
 
 
 def container(docker_client: docker.DockerClient, lab: dict, node: str):
@@ -150,4 +151,5 @@ def test_address_overlap_is_one_error_and_creates_nothing(
                 "'edge-t-squatter' (198.19.194.0/25)") in said, said
         assert cleanup.count({LABEL_STACK: "t-clash"}, docker_client).total == 0
     finally:
+        stack.remove_stack("t-clash", backend)
         squatter.remove()
