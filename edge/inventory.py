@@ -11,6 +11,19 @@ CONNECTION = {
 }
 
 
+def role_addresses(nodes: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """role -> network -> addresses of that role's nodes there (sorted by node name).
+
+    Roles address their peers by function ("the load balancers' dmz addresses"), never by a
+    written address, because every stack moves the addresses.
+    """
+    found: dict[str, dict[str, list[str]]] = {}
+    for _, node in sorted(nodes.items()):
+        for network, address in node["addresses"].items():
+            found.setdefault(node["role"], {}).setdefault(network, []).append(address)
+    return found
+
+
 def inventory_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     """Groups by role and tier, host variables from the topology, lab-wide facts in `all`."""
     nodes = outputs.get("nodes") or {}
@@ -35,6 +48,7 @@ def inventory_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
         "edge_networks": outputs.get("networks") or {},
         "edge_nodes": {n: {"role": v["role"], "addresses": v["addresses"]}
                        for n, v in nodes.items()},
+        "edge_role_addresses": role_addresses(nodes),
     } | (outputs.get("secrets") or {})
     return {"all": {"children": sorted(groups), "vars": all_vars},
             **groups, "_meta": {"hostvars": hostvars}}

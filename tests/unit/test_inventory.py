@@ -38,3 +38,5 @@ def test_lab_wide_facts_are_in_all() -> None:
     all_vars = inventory_from_outputs(OUTPUTS)["all"]["vars"]
     assert all_vars["edge_zone"] == "paas.test"
     assert all_vars["edge_nodes"]["dea1"] == {"role": "dea", "addresses": {"paas": "10.64.0.31"}}
+    assert all_vars["edge_role_addresses"]["loadbalancer"] == {"dmz": ["198.18.2.10"],
+                                                               "paas": ["10.64.0.10"]}

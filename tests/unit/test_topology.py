@@ -54,8 +54,8 @@ def test_reference_topology_loads() -> None:
     ("networks: {dmz: 198.18.2.10, paas: 10.64.0.10}",
      "networks: {dmz: 198.18.2.300, paas: 10.64.0.10}", "nodes.lb1.networks.dmz",
      "198.18.2.300", "not an IPv4 address"),
-    ("routes: [{to: [dmz], via: firewall}]", "routes: [{to: [dmz], via: ns1}]",
-     "nodes.border.routes[0].via", "via: ns1", "shares no network"),
+    ("routes: [{to: [internet], via: border}]", "routes: [{to: [internet], via: client}]",
+     "nodes.firewall.routes[0].via", "via: client", "shares no network"),
 ])
 def test_bad_topology_gives_one_clear_error(tmp_path: Path, old: str, new: str, field: str,
                                             needle: str, words: str) -> None:
