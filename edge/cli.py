@@ -10,7 +10,9 @@ import docker
 import docker.errors
 
 from edge import cleanup, configure, stack
+from edge.contract import ContractError, expand, load_contract
 from edge.plan import LABEL_STACK
+from edge.probes import results_table, run_flows
 
 TIER_ORDER = ["vantage", "internet", "routing", "firewall", "load balancing", "dns", "paas"]
 
@@ -53,15 +55,33 @@ def cmd_up(args: argparse.Namespace) -> int:
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     outputs = stack.outputs(args.stack)
+    print(f"edge: verifying stack '{args.stack}' from its vantage points", file=sys.stderr)
+    failed = verify(outputs, args.contract)
     states = node_states(outputs)
     print(summary_table(outputs, states))
     down = sorted(n for n, s in states.items() if s != "running")
     print(f"\nstack '{args.stack}' (slot {outputs.get('slot')}, zone {outputs.get('zone')}): "
-          f"{len(states) - len(down)}/{len(states)} nodes running in "
-          f"{time.monotonic() - started:.1f}s")
+          f"{len(states) - len(down)}/{len(states)} nodes running, converge "
+          f"{'ok' if result.ok else 'FAILED'}, {failed} contract flows failing, "
+          f"in {time.monotonic() - started:.1f}s")
+    lbs = [n["addresses"]["dmz"] for n in outputs["nodes"].values() if n["role"] == "loadbalancer"]
+    print(f"URLs (from the client vantage point, resolver {outputs['nodes']['resolver']['addresses']['internet']}): "
+          + ", ".join(f"http://{host}.{outputs['zone']}/" for host in ("api", "hello.apps"))
+          + f" via {', '.join(lbs)}")
     if down:
         print(f"not running: {', '.join(down)}", file=sys.stderr)
-    return 1 if down or not result.ok else 0
+    return 1 if down or failed or not result.ok else 0
+
+
+def verify(outputs: dict, contract_path: str) -> int:
+    """Probe the contract's flows on a stack, print the table; return how many failed."""
+    results = run_flows(expand(load_contract(contract_path), outputs))
+    print(results_table(results))
+    return sum(not r.ok for r in results)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    return 1 if verify(stack.outputs(args.stack), args.contract) else 0
 
 
 def cmd_converge(args: argparse.Namespace) -> int:
@@ -107,12 +127,16 @@ def parser() -> argparse.ArgumentParser:
     commands = {}
     for name, func, text in (("up", cmd_up, "create or update the lab, configure it, print it"),
                              ("converge", cmd_converge, "run the Ansible roles on the lab"),
+                             ("verify", cmd_verify, "probe the contract's flows from inside"),
                              ("status", cmd_status, "print the lab's nodes and their state"),
                              ("down", cmd_down, "destroy the lab (pulumi destroy)")):
         commands[name] = cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--stack", default="lab", help="stack name (default: lab)")
         cmd.set_defaults(func=func)
     commands["up"].add_argument("--slot", type=int, help="address slot of a new stack")
+    for name in ("up", "verify"):
+        commands[name].add_argument("--contract", default=str(stack.ROOT / "contract.yaml"),
+                                    help="the connectivity contract (default: contract.yaml)")
     commands["converge"].add_argument("--check", action="store_true",
                                       help="dry run: show what would change (--check --diff)")
     clean = sub.add_parser("clean", help="remove leftovers by label, without Pulumi")
@@ -127,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except stack.PulumiError as err:
+    except (stack.PulumiError, ContractError) as err:
         print(f"edge: {err}", file=sys.stderr)
         return 2
 

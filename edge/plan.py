@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from edge.topology import FORBIDDEN, NAME_RE, INTERNAL_RANGE, PUBLIC_RANGE, Topology, TopologyError
+from edge.datafile import NAME_RE
+from edge.topology import FORBIDDEN, INTERNAL_RANGE, PUBLIC_RANGE, Topology, TopologyError
 
 PROJECT = "edge-testbed"
 LABEL_PROJECT = "edge-testbed.project"

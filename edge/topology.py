@@ -8,14 +8,12 @@ anything is created.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+from edge.datafile import DataFileError, Mapping, Reader, load_yaml
+
 PUBLIC_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 INTERNAL_RANGE = ipaddress.IPv4Network("10.0.0.0/8")
 # Prefixes that carry this machine's own traffic (package registries, DNS): never part of a lab.
@@ -26,30 +24,6 @@ FORBIDDEN = tuple(
 
 class TopologyError(ValueError):
     """A topology file that cannot be used; the message names file, line, field and the fix."""
-
-
-class _Mapping(dict):
-    """A YAML mapping that remembers the line of each key, for error messages."""
-
-    line: int
-    key_lines: dict[str, int]
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings carry their line numbers (1-based)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Mapping:
-        mapping = _Mapping(super().construct_mapping(node, deep=True))
-        mapping.line = node.start_mark.line + 1
-        mapping.key_lines = {
-            str(key.value): key.start_mark.line + 1 for key, _ in node.value
-        }
-        return mapping
-
-
-_LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping
-)
 
 
 @dataclass(frozen=True)
@@ -108,76 +82,21 @@ class Topology:
     nodes: dict[str, Node]
 
 
-class _Reader:
-    """Walks the parsed YAML and turns every problem into one TopologyError with file and line."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, where: Any, field: str, problem: str, fix: str, key: str | None = None) -> None:
-        line = getattr(where, "key_lines", {}).get(key, None) if key else None
-        line = line or getattr(where, "line", 0)
-        raise TopologyError(f"{self.path}:{line}: {field}: {problem}. {fix}")
-
-    def mapping(self, parent: Any, key: str, field: str, required: bool = True) -> _Mapping:
-        value = parent.get(key) if isinstance(parent, dict) else None
-        if value is None and not required:
-            empty = _Mapping()
-            empty.line, empty.key_lines = getattr(parent, "line", 0), {}
-            return empty
-        if not isinstance(value, dict):
-            self.fail(parent, field, f"expected a mapping, found {type(value).__name__}",
-                      f"Write `{key}:` followed by indented `name: value` entries.", key)
-        return value
-
-    def name(self, parent: Any, key: Any, field: str) -> str:
-        if not isinstance(key, str) or not NAME_RE.match(key):
-            self.fail(parent, field, f"'{key}' is not a valid name",
-                      "Use lower-case letters, digits and '-', starting with a letter, at most 31 "
-                      "characters.", str(key))
-        return key
-
-    def network(self, parent: Any, key: str, field: str) -> ipaddress.IPv4Network:
-        try:
-            return ipaddress.IPv4Network(str(parent.get(key)), strict=True)
-        except ValueError as err:
-            self.fail(parent, field, f"'{parent.get(key)}' is not an IPv4 prefix ({err})",
-                      "Write a prefix such as 198.18.2.0/24 with no host bits set.", key)
-        raise AssertionError("unreachable")
-
-    def address(self, parent: Any, key: str, field: str) -> ipaddress.IPv4Address:
-        try:
-            return ipaddress.IPv4Address(str(parent.get(key)))
-        except ValueError:
-            self.fail(parent, field, f"'{parent.get(key)}' is not an IPv4 address",
-                      "Write a dotted address such as 198.18.2.10.", key)
-        raise AssertionError("unreachable")
-
-
 def load_topology(path: Path | str) -> Topology:
     """Load and validate a topology file; raise TopologyError naming file, line and fix."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise TopologyError(f"{path}: cannot read the topology file ({err.strerror}). "
-                            "Check the path given in the stack config `edge-testbed:topology`.")
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark else 0
-        problem = getattr(err, "problem", None) or str(err)
-        raise TopologyError(f"{path}:{line}: not valid YAML: {problem}. "
-                            "Fix the syntax (indentation, ':' after keys, matching brackets).")
-    reader = _Reader(path)
+        doc = load_yaml(path, "topology", "edge-testbed:topology")
+    except DataFileError as err:
+        raise TopologyError(str(err)) from None
+    reader = Reader(path, TopologyError)
     if not isinstance(doc, dict):
         raise TopologyError(f"{path}:1: the file must be a mapping with zone, address_plan, "
                             "roles, networks and nodes.")
     return _validate(reader, doc)
 
 
-def _validate(r: _Reader, doc: _Mapping) -> Topology:
+def _validate(r: Reader, doc: Mapping) -> Topology:
     known = {"zone", "address_plan", "roles", "networks", "volumes", "nodes"}
     for key in doc:
         if key not in known:
@@ -248,7 +167,7 @@ def _validate(r: _Reader, doc: _Mapping) -> Topology:
                     nodes)
 
 
-def _validate_nodes(r: _Reader, node_map: _Mapping, roles: dict[str, Role],
+def _validate_nodes(r: Reader, node_map: Mapping, roles: dict[str, Role],
                     networks: dict[str, Network], volumes: tuple[str, ...]) -> dict[str, Node]:
     taken: dict[ipaddress.IPv4Address, str] = {}
     parsed: dict[str, Node] = {}
@@ -297,7 +216,7 @@ def _validate_nodes(r: _Reader, node_map: _Mapping, roles: dict[str, Role],
             for name, node in parsed.items()}
 
 
-def _with_routes(r: _Reader, spec: _Mapping, node: Node, nodes: dict[str, Node],
+def _with_routes(r: Reader, spec: Mapping, node: Node, nodes: dict[str, Node],
                  networks: dict[str, Network]) -> Node:
     """Resolve `routes` and `dns`, which name other nodes, once every node is known."""
     field = f"nodes.{node.name}"

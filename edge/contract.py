@@ -1,0 +1,132 @@
+"""The connectivity contract (contract.yaml): flows that must work and flows that must stay blocked.
+
+The file names targets by role and network; `expand` turns it into concrete flows for one stack
+(addresses, container to probe from), one per node of a target role, so that losing one of two
+load balancers or name servers breaks a flow even while users are still served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.datafile import DataFileError, Mapping, Reader, load_yaml
+
+KINDS = ("dns", "http", "tcp")
+MUSTS = ("work", "block")
+
+
+class ContractError(ValueError):
+    """A contract file that cannot be used; the message names file, line and fix."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One concrete flow of one stack: probe `params` from container `container`."""
+
+    name: str            # e.g. "http-app-at-lb@lb2"
+    rule: str            # the contract entry it comes from, e.g. "http-app-at-lb"
+    vantage: str         # node name
+    container: str
+    kind: str
+    must: str
+    params: dict[str, Any]
+    expect: dict[str, Any] = field(default_factory=dict)
+    target: str = ""     # the node the flow is about (server or destination)
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A validated contract file, not yet bound to a stack."""
+
+    path: Path
+    timeout_s: float
+    block_timeout_s: float
+    rules: tuple[Mapping, ...]
+
+
+def load_contract(path: Path | str) -> Contract:
+    """Load and validate contract.yaml; raise ContractError naming file, line and fix."""
+    path = Path(path)
+    try:
+        doc = load_yaml(path, "contract", "--contract")
+    except DataFileError as err:
+        raise ContractError(str(err)) from None
+    r = Reader(path, ContractError)
+    if not isinstance(doc, dict) or not isinstance(doc.get("flows"), list):
+        raise ContractError(f"{path}:1: the contract needs a `flows:` list. See contract.yaml.")
+    defaults = r.mapping(doc, "defaults", "defaults", required=False)
+    names = set()
+    for i, rule in enumerate(doc["flows"]):
+        where = f"flows[{i}]"
+        if not isinstance(rule, dict):
+            r.fail(doc, where, "expected a mapping", "Write `- name: ...` entries.", "flows")
+        name = r.name(rule, rule.get("name"), f"{where}.name")
+        if name in names:
+            r.fail(rule, f"{where}.name", f"duplicate flow name '{name}'",
+                   "Give every flow its own name.", "name")
+        names.add(name)
+        if rule.get("must") not in MUSTS:
+            r.fail(rule, f"{where}.must", f"'{rule.get('must')}' is neither work nor block",
+                   "Write `must: work` or `must: block`.", "must")
+        kinds = [k for k in KINDS if k in rule]
+        if len(kinds) != 1:
+            r.fail(rule, where, f"needs exactly one of {', '.join(KINDS)}, found {kinds or 'none'}",
+                   "Describe the flow with one `dns:`, `http:` or `tcp:` mapping.", "name")
+        spec = r.mapping(rule, kinds[0], f"{where}.{kinds[0]}")
+        target = "server" if kinds[0] == "dns" else "to"
+        _target(r, spec, target, f"{where}.{kinds[0]}.{target}")
+        if kinds[0] == "tcp" and not isinstance(spec.get("port"), int):
+            r.fail(spec, f"{where}.tcp.port", "a tcp flow needs a port number",
+                   "Write e.g. `port: 8080`.", "port")
+        if not isinstance(rule.get("from"), str):
+            r.fail(rule, f"{where}.from", "missing vantage node",
+                   "Name the node to probe from, e.g. `from: client`.", "name")
+    return Contract(path, float(defaults.get("timeout_s", 2.0)),
+                    float(defaults.get("block_timeout_s", 1.0)), tuple(doc["flows"]))
+
+
+def _target(r: Reader, spec: Mapping, key: str, field_: str) -> None:
+    value = spec.get(key)
+    if not isinstance(value, dict) or not {"role", "network"} <= set(value):
+        r.fail(spec, field_, "a target is `{role: ROLE, network: NETWORK}`",
+               "Name the role and the network whose addresses the flow goes to.", key)
+
+
+def _nodes_of(outputs: dict[str, Any], target: dict[str, str]) -> list[tuple[str, str]]:
+    """(node, address) of every node with the target's role, on the target's network."""
+    nodes = outputs["nodes"]
+    return sorted((name, node["addresses"][target["network"]]) for name, node in nodes.items()
+                  if node["role"] == target["role"] and target["network"] in node["addresses"])
+
+
+def expand(contract: Contract, outputs: dict[str, Any]) -> list[Flow]:
+    """The contract's flows bound to one stack's nodes and addresses."""
+    zone = outputs["zone"]
+    flows = []
+    for rule in contract.rules:
+        kind = next(k for k in KINDS if k in rule)
+        spec = dict(rule[kind])
+        vantage = rule["from"]
+        if vantage not in outputs["nodes"]:
+            raise ContractError(f"{contract.path}:{rule.line}: flows.{rule['name']}.from: no "
+                                f"node '{vantage}' in stack '{outputs.get('stack')}'. Name a node "
+                                "of the topology.")
+        timeout = contract.timeout_s if rule["must"] == "work" else contract.block_timeout_s
+        expect = dict(rule.get("expect") or {})
+        if isinstance(expect.get("answers"), dict):
+            expect["answers"] = sorted(a for _, a in _nodes_of(outputs, expect["answers"]))
+        key = "server" if kind == "dns" else "to"
+        targets = _nodes_of(outputs, spec.pop(key))
+        if not targets:
+            raise ContractError(f"{contract.path}:{rule.line}: flows.{rule['name']}: no node "
+                                f"matches its {key} in stack '{outputs.get('stack')}'.")
+        for node, address in targets:
+            params = {k: v.format(zone=zone) if isinstance(v, str) else v
+                      for k, v in spec.items()}
+            params |= {"server" if kind == "dns" else "address": address, "timeout": timeout}
+            flows.append(Flow(f"{rule['name']}@{node}", rule["name"], vantage,
+                              outputs["nodes"][vantage]["container"], kind, rule["must"],
+                              params, expect, node))
+    return flows

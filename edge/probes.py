@@ -1,0 +1,104 @@
+"""Measure contract flows from inside the lab's vantage containers, and judge them.
+
+The host never sends traffic to lab addresses (when the lab is down, its default route would
+carry the packets off the machine): the probe agent runs in each vantage container's own
+network namespace, through `docker exec`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from edge.contract import Flow
+
+AGENT = (Path(__file__).parent / "probe_agent.py").read_text()
+BLOCKED = ("timeout", "unreachable")
+
+
+@dataclass(frozen=True)
+class Result:
+    """A measured flow and whether it met the contract."""
+
+    flow: Flow
+    outcome: str                 # answered, open, timeout, refused, unreachable, error
+    detail: dict[str, Any]
+    latency_ms: float
+    ok: bool
+    reason: str                  # why it is not ok ("" when ok)
+
+
+def judge(flow: Flow, raw: dict[str, Any]) -> tuple[bool, str]:
+    """Does a raw measurement meet the flow's contract? Returns (ok, reason)."""
+    outcome = raw.get("outcome", "error")
+    if flow.must == "block":
+        if outcome in BLOCKED:
+            return True, ""
+        return False, f"should be blocked but was {outcome}"
+    if flow.kind == "dns":
+        if outcome != "answered":
+            return False, f"no answer ({outcome})"
+        if raw.get("rcode") != "NOERROR":
+            return False, f"rcode {raw.get('rcode')}"
+        expected = flow.expect.get("answers")
+        if expected is not None and raw.get("answers") != expected:
+            return False, f"answers {raw.get('answers')} != expected {expected}"
+        return True, ""
+    if flow.kind == "http":
+        if outcome != "answered":
+            return False, f"no HTTP answer ({outcome})"
+        status = flow.expect.get("status", 200)
+        if raw.get("status") != status:
+            return False, f"HTTP {raw.get('status')} != expected {status}"
+        return True, ""
+    return (outcome == "open", "" if outcome == "open" else f"port {outcome}")
+
+
+def run_flows(flows: list[Flow], client: docker.DockerClient | None = None) -> list[Result]:
+    """Measure every flow, all vantage points at once; results in the order of `flows`."""
+    client = client or docker.from_env()
+    by_vantage: dict[str, list[Flow]] = defaultdict(list)
+    for flow in flows:
+        by_vantage[flow.container].append(flow)
+
+    def measure(container: str) -> list[tuple[Flow, dict[str, Any]]]:
+        batch = by_vantage[container]
+        payload = json.dumps([{"kind": f.kind, **f.params} for f in batch])
+        try:
+            code, out = client.containers.get(container).exec_run(
+                ["python3", "-c", AGENT, payload])
+            raws = json.loads(out) if code == 0 else None
+        except (docker.errors.APIError, docker.errors.NotFound, json.JSONDecodeError):
+            code, raws = -1, None
+        if raws is None:   # the vantage point itself is gone: every flow from it failed
+            raws = [{"outcome": "error", "error": f"vantage {container} cannot probe"}] * len(batch)
+        return list(zip(batch, raws))
+
+    with ThreadPoolExecutor(max_workers=max(1, len(by_vantage))) as pool:
+        measured = {flow.name: raw for part in pool.map(measure, by_vantage) for flow, raw in part}
+    results = []
+    for flow in flows:
+        raw = measured[flow.name]
+        ok, reason = judge(flow, raw)
+        results.append(Result(flow, raw.get("outcome", "error"),
+                              {k: v for k, v in raw.items() if k not in ("outcome", "latency_ms")},
+                              float(raw.get("latency_ms", 0.0)), ok, reason))
+    return results
+
+
+def results_table(results: list[Result]) -> str:
+    """A reachability table: one row per flow, with its verdict."""
+    rows = [("FLOW", "FROM", "MUST", "OUTCOME", "MS", "VERDICT")]
+    for r in results:
+        extra = f" {r.detail.get('status', '')}".rstrip() if r.flow.kind == "http" else ""
+        rows.append((r.flow.name, r.flow.vantage, r.flow.must, r.outcome + extra,
+                     f"{r.latency_ms:.0f}", "ok" if r.ok else f"FAIL: {r.reason}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + "  " + row[5]
+                     for row in rows)
