@@ -130,7 +130,9 @@ def stack_plan(topology: Topology, stack: str, slot: int, purpose: str = "lab") 
             server_nets = topology.nodes[server].addresses
             shared = sorted(set(server_nets) & set(node.addresses)) or sorted(server_nets)
             dns.append(str(address_of(server, shared[0])))
-        sysctls = {"net.ipv6.conf.all.disable_ipv6": "1"}
+        # Docker turns forwarding on in every container; only routers may forward (a dual-homed
+        # load balancer must never be a path from the dmz into the PaaS network).
+        sysctls = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.ip_forward": "0"}
         capabilities = BASE_CAPABILITIES
         if role.forwarding:
             sysctls |= {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0"}
