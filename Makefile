@@ -24,3 +24,4 @@ status:
 
 bench: setup
 	@$(PY) bench/lab_lifecycle.py
+	@$(PY) bench/edge_up.py

@@ -12,7 +12,7 @@ import docker.errors
 from edge import cleanup, configure, stack
 from edge.contract import ContractError, expand, load_contract
 from edge.plan import LABEL_STACK
-from edge.probes import results_table, run_flows
+from edge.probes import Result, results_table, run_flows
 
 TIER_ORDER = ["vantage", "internet", "routing", "firewall", "load balancing", "dns", "paas"]
 
@@ -45,43 +45,58 @@ def summary_table(outputs: dict, states: dict[str, str]) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    started = time.monotonic()
+    """Infrastructure, then configuration, then verification, each timed."""
+    timings: dict[str, float] = {}
+
+    def stage(name: str, func, *a, **kw):
+        print(f"edge: [{len(timings) + 1}/3] {name} (stack '{args.stack}')", file=sys.stderr)
+        started = time.monotonic()
+        value = func(*a, **kw)
+        timings[name] = time.monotonic() - started
+        return value
+
     stack.select_stack(args.stack, config={"slot": str(args.slot)} if args.slot is not None else {})
-    print(f"edge: bringing up stack '{args.stack}' with pulumi up", file=sys.stderr)
-    stack.up(args.stack)
-    print(f"edge: configuring stack '{args.stack}' with ansible", file=sys.stderr)
-    result = configure.converge(args.stack)
+    stage("pulumi up", stack.up, args.stack)
+    result = stage("converge", configure.converge, args.stack)
     print(configure.converge_table(result))
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     outputs = stack.outputs(args.stack)
-    print(f"edge: verifying stack '{args.stack}' from its vantage points", file=sys.stderr)
-    failed = verify(outputs, args.contract)
+    results = stage("verify", verify, outputs, args.contract)
+    failed = sum(not r.ok for r in results)
     states = node_states(outputs)
-    print(summary_table(outputs, states))
+    print("\n" + summary_table(outputs, states))
     down = sorted(n for n, s in states.items() if s != "running")
     print(f"\nstack '{args.stack}' (slot {outputs.get('slot')}, zone {outputs.get('zone')}): "
           f"{len(states) - len(down)}/{len(states)} nodes running, converge "
-          f"{'ok' if result.ok else 'FAILED'}, {failed} contract flows failing, "
-          f"in {time.monotonic() - started:.1f}s")
-    lbs = [n["addresses"]["dmz"] for n in outputs["nodes"].values() if n["role"] == "loadbalancer"]
-    print(f"URLs (from the client vantage point, resolver {outputs['nodes']['resolver']['addresses']['internet']}): "
-          + ", ".join(f"http://{host}.{outputs['zone']}/" for host in ("api", "hello.apps"))
-          + f" via {', '.join(lbs)}")
+          f"{'ok' if result.ok else 'FAILED'}, {failed} of {len(results)} contract flows failing"
+          f"; " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    for url in lab_urls(results):
+        print(f"  {url}")
     if down:
         print(f"not running: {', '.join(down)}", file=sys.stderr)
     return 1 if down or failed or not result.ok else 0
 
 
-def verify(outputs: dict, contract_path: str) -> int:
-    """Probe the contract's flows on a stack, print the table; return how many failed."""
+def lab_urls(results: list[Result]) -> list[str]:
+    """What outside users reach, as the contract probes it: URL, then the addresses serving it."""
+    serving: dict[str, list[str]] = {}
+    for r in results:
+        if r.flow.kind == "http" and r.flow.must == "work" and r.flow.vantage == "client":
+            url = f"http://{r.flow.params['host']}{r.flow.params.get('path', '/')}"
+            serving.setdefault(url, []).append(r.flow.params["address"] + ("" if r.ok else " (down)"))
+    return [f"{url}  via {', '.join(addresses)}" for url, addresses in serving.items()]
+
+
+def verify(outputs: dict, contract_path: str) -> list[Result]:
+    """Probe the contract's flows on a stack and print the table."""
     results = run_flows(expand(load_contract(contract_path), outputs))
     print(results_table(results))
-    return sum(not r.ok for r in results)
+    return results
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    return 1 if verify(stack.outputs(args.stack), args.contract) else 0
+    return 0 if all(r.ok for r in verify(stack.outputs(args.stack), args.contract)) else 1
 
 
 def cmd_converge(args: argparse.Namespace) -> int:
