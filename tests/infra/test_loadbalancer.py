@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import testinfra
@@ -46,3 +47,21 @@ def test_every_backend_server_is_up(lab: Lab, node: str) -> None:
             break
         time.sleep(0.5)
     assert servers and all(s == "UP" for s in servers.values()), servers
+
+
+def test_reload_drops_no_request(lab: Lab) -> None:
+    """Requests from the client keep succeeding while HAProxy reloads twice (master-worker)."""
+    client = host_of(lab, "client")
+    lb1 = host_of(lab, "lb1")
+    url = f"http://{lab.address('lb1', 'dmz')}/"
+    host = f"hello.apps.{lab.outputs['zone']}"
+    loop = (f"for i in $(seq 1 40); do curl -s -m 2 -o /dev/null -w '%{{http_code}}\\n' "
+            f"-H 'Host: {host}' {url}; sleep 0.02; done")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        codes = pool.submit(client.check_output, loop)
+        for _ in range(2):
+            time.sleep(0.2)
+            lb1.check_output("supervisorctl signal USR2 haproxy")
+        seen = codes.result().split()
+    assert len(seen) == 40 and set(seen) == {"200"}, sorted(set(seen))
+    assert "RUNNING" in lb1.check_output("supervisorctl status haproxy")
