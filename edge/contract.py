@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.datafile import DataFileError, Mapping, Reader, load_yaml
+from edge.datafile import Mapping, Reader, load_checked
 
 KINDS = ("dns", "http", "tcp")
 MUSTS = ("work", "block")
@@ -49,11 +49,7 @@ class Contract:
 def load_contract(path: Path | str) -> Contract:
     """Load and validate contract.yaml; raise ContractError naming file, line and fix."""
     path = Path(path)
-    try:
-        doc = load_yaml(path, "contract", "--contract")
-    except DataFileError as err:
-        raise ContractError(str(err)) from None
-    r = Reader(path, ContractError)
+    doc, r = load_checked(path, "contract", "--contract", ContractError)
     if not isinstance(doc, dict) or not isinstance(doc.get("flows"), list):
         raise ContractError(f"{path}:1: the contract needs a `flows:` list. See contract.yaml.")
     defaults = r.mapping(doc, "defaults", "defaults", required=False)

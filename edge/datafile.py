@@ -38,6 +38,16 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                             _LineLoader.construct_mapping)
 
 
+def load_checked(path: Path, what: str, where_set: str,
+                 error: type[ValueError]) -> tuple[object, "Reader"]:
+    """Parse a data file for validation: the document and a Reader raising `error`."""
+    try:
+        doc = load_yaml(path, what, where_set)
+    except DataFileError as err:
+        raise error(str(err)) from None
+    return doc, Reader(path, error)
+
+
 def load_yaml(path: Path, what: str, where_set: str) -> object:
     """Parse `path` (a `what` file, chosen by `where_set`) with line numbers on every mapping."""
     try:
@@ -84,6 +94,15 @@ class Reader:
                       "Use lower-case letters, digits and '-', starting with a letter, at most 31 "
                       "characters.", str(key))
         return key
+
+    def entry(self, parent: Any, key: Any, field: str, shape: str) -> Any:
+        """A named entry of a mapping: its name must be valid and its value a mapping."""
+        self.name(parent, key, field)
+        value = parent[key]
+        if not isinstance(value, dict):
+            self.fail(parent, field, f"expected a mapping {shape}", f"Write {shape} under it.",
+                      str(key))
+        return value
 
     def network(self, parent: Any, key: str, field: str) -> ipaddress.IPv4Network:
         try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from edge.datafile import DataFileError, Mapping, Reader, load_yaml
+from edge.datafile import Mapping, Reader, load_checked
 
 PUBLIC_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 INTERNAL_RANGE = ipaddress.IPv4Network("10.0.0.0/8")
@@ -85,11 +85,7 @@ class Topology:
 def load_topology(path: Path | str) -> Topology:
     """Load and validate a topology file; raise TopologyError naming file, line and fix."""
     path = Path(path)
-    try:
-        doc = load_yaml(path, "topology", "edge-testbed:topology")
-    except DataFileError as err:
-        raise TopologyError(str(err)) from None
-    reader = Reader(path, TopologyError)
+    doc, reader = load_checked(path, "topology", "edge-testbed:topology", TopologyError)
     if not isinstance(doc, dict):
         raise TopologyError(f"{path}:1: the file must be a mapping with zone, address_plan, "
                             "roles, networks and nodes.")
@@ -140,10 +136,7 @@ def _validate(r: Reader, doc: Mapping) -> Topology:
     net_map = r.mapping(doc, "networks", "networks")
     for name, spec in net_map.items():
         field = f"networks.{name}"
-        r.name(net_map, name, field)
-        if not isinstance(spec, dict):
-            r.fail(net_map, field, "expected `{subnet: PREFIX, gateway: ADDRESS}`",
-                   "Give the network's subnet and the host-side gateway address.", name)
+        spec = r.entry(net_map, name, field, "`{subnet: PREFIX, gateway: ADDRESS}`")
         subnet = r.network(spec, "subnet", f"{field}.subnet")
         if not (subnet.subnet_of(public) or subnet.subnet_of(internal)):
             r.fail(spec, f"{field}.subnet", f"{subnet} is in neither address_plan block "
@@ -173,10 +166,7 @@ def _validate_nodes(r: Reader, node_map: Mapping, roles: dict[str, Role],
     parsed: dict[str, Node] = {}
     for name, spec in node_map.items():
         field = f"nodes.{name}"
-        r.name(node_map, name, field)
-        if not isinstance(spec, dict):
-            r.fail(node_map, field, "expected a mapping with role and networks",
-                   "Write `role:` and `networks:` under the node.", name)
+        spec = r.entry(node_map, name, field, "with `role:` and `networks:`")
         role = spec.get("role")
         if role not in roles:
             r.fail(spec, f"{field}.role", f"unknown role '{role}'",
