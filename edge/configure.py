@@ -71,8 +71,9 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
         kind = event.get("event", "")
         result = data.get("res", {})
         if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
-            message = result.get("msg") or result.get("stderr") or result.get("reason") or ""
-            errors.append(f"{host}: {task}: {str(message).strip()[:400]}")
+            said = [str(result.get(k, "")).strip() for k in ("msg", "reason", "stderr")]
+            message = ": ".join(part for part in said if part)
+            errors.append(f"{host}: {task}: {message[-600:]}")
         if kind == "runner_on_ok" and host and result.get("diff") and result.get("changed"):
             found = result["diff"] if isinstance(result["diff"], list) else [result["diff"]]
             diffs.setdefault(host, []).extend({"task": task, **d} for d in found)

@@ -28,7 +28,7 @@ def test_groups_by_role_ansible_role_and_tier() -> None:
 
 def test_hosts_are_reached_through_the_docker_engine() -> None:
     hostvars = inventory_from_outputs(OUTPUTS)["_meta"]["hostvars"]
-    assert hostvars["lb1"]["ansible_connection"].startswith("community.docker.")
+    assert hostvars["lb1"]["ansible_connection"] == "docker"
     assert hostvars["lb1"]["ansible_host"] == "edge-lab-lb1"
     assert hostvars["dea1"]["edge_ansible_role"] == "paas"
     assert hostvars["lb1"]["edge_addresses"]["dmz"] == "198.18.2.10"
