@@ -12,7 +12,8 @@ from common import ROOT, bench_stack, report, timed, write_results
 
 from edge import configure, stack
 from edge.contract import expand, load_contract
-from edge.probes import run_flows
+from edge.cli import SETTLE_S
+from edge.probes import settle
 
 STACK, SLOT = "bench-edge", 26
 
@@ -24,8 +25,8 @@ def converge_ok(backend: stack.Backend) -> None:
 
 
 def verify_ok(backend: stack.Backend) -> None:
-    failed = [r for r in run_flows(expand(load_contract(ROOT / "contract.yaml"),
-                                          stack.outputs(STACK, backend))) if not r.ok]
+    failed = [r for r in settle(expand(load_contract(ROOT / "contract.yaml"),
+                                       stack.outputs(STACK, backend)), SETTLE_S) if not r.ok]
     if failed:
         raise SystemExit(f"contract failing: {[r.flow.name for r in failed]}")
 

@@ -12,8 +12,11 @@ import docker.errors
 from edge import cleanup, configure, stack
 from edge.contract import ContractError, expand, load_contract
 from edge.plan import LABEL_STACK
-from edge.probes import Result, results_table, run_flows
+from edge.probes import Result, results_table, settle
 
+# After a converge, how long failing flows may take to recover (BGP, health checks) before they
+# count as failures.
+SETTLE_S = 20.0
 TIER_ORDER = ["vantage", "internet", "routing", "firewall", "load balancing", "dns", "paas"]
 
 
@@ -62,7 +65,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     outputs = stack.outputs(args.stack)
-    results = stage("verify", verify, outputs, args.contract)
+    results = stage("verify", verify, outputs, args.contract, SETTLE_S)
     failed = sum(not r.ok for r in results)
     states = node_states(outputs)
     print("\n" + summary_table(outputs, states))
@@ -88,9 +91,10 @@ def lab_urls(results: list[Result]) -> list[str]:
     return [f"{url}  via {', '.join(addresses)}" for url, addresses in serving.items()]
 
 
-def verify(outputs: dict, contract_path: str) -> list[Result]:
-    """Probe the contract's flows on a stack and print the table."""
-    results = run_flows(expand(load_contract(contract_path), outputs))
+def verify(outputs: dict, contract_path: str, settle_s: float = 0.0) -> list[Result]:
+    """Probe the contract's flows on a stack (waiting up to `settle_s` for failing ones to
+    recover, as right after a converge) and print the table."""
+    results = settle(expand(load_contract(contract_path), outputs), settle_s)
     print(results_table(results))
     return results
 

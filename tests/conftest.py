@@ -25,6 +25,9 @@ import os
 from dataclasses import dataclass
 
 from edge import cleanup, configure, stack
+from edge.cli import SETTLE_S
+from edge.contract import expand, load_contract
+from edge.probes import settle
 from edge.images import image_ref
 from edge.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_STACK, PROJECT
 
@@ -95,8 +98,10 @@ def lab(image: str, tmp_path_factory: pytest.TempPathFactory) -> Lab:
         stack.up(CONFIGURED_STACK, backend, stream=False)
         result = configure.converge(CONFIGURED_STACK, backend.state, progress=None)
         assert result.ok, "first converge failed:\n" + "\n".join(result.errors)
-        yield Lab(CONFIGURED_STACK, stack.outputs(CONFIGURED_STACK, backend), result,
-                  backend.state)
+        outputs = stack.outputs(CONFIGURED_STACK, backend)
+        # Let the lab settle (routes, health checks) as `edge up` does; the suites then measure.
+        settle(expand(load_contract(ROOT / "contract.yaml"), outputs), SETTLE_S)
+        yield Lab(CONFIGURED_STACK, outputs, result, backend.state)
     finally:
         stack.destroy(CONFIGURED_STACK, backend, stream=False)
         stack.remove_stack(CONFIGURED_STACK, backend)
