@@ -1,5 +1,5 @@
 """Benchmark: the full "up" (pulumi up + converge + verify), the converge alone, a second
-(idempotent) converge and the outside-in contract suite, on a fresh lab each run.
+(idempotent) converge, and the outside-in e2e suite (pytest tests/e2e), on a fresh lab each run.
 
 Usage: .venv/bin/python bench/edge_up.py [--runs N]
 """
@@ -7,6 +7,9 @@ Usage: .venv/bin/python bench/edge_up.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 
 from common import ROOT, bench_stack, report, timed, write_results
 
@@ -36,7 +39,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     figures: dict[str, list[float]] = {"pulumi_up_s": [], "converge_s": [],
-                                       "converge_again_s": [], "verify_s": [], "full_up_s": []}
+                                       "converge_again_s": [], "verify_s": [], "full_up_s": [],
+                                       "e2e_suite_s": []}
     with bench_stack(STACK, SLOT) as backend:
         for run in range(1, runs + 1):
             figures["pulumi_up_s"].append(timed(stack.up, STACK, backend, stream=False))
@@ -46,6 +50,11 @@ def main() -> None:
                                               + figures["converge_s"][-1]
                                               + figures["verify_s"][-1], 2))
             figures["converge_again_s"].append(timed(converge_ok, backend))
+            figures["e2e_suite_s"].append(timed(
+                subprocess.run, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 str(ROOT / "tests" / "e2e")],
+                env=os.environ | {"EDGE_TEST_REUSE": STACK, "EDGE_STATE": str(backend.state)},
+                cwd=ROOT, check=True, capture_output=True))
             report(run, runs, figures)
             stack.destroy(STACK, backend, stream=False)
     write_results("edge_up", runs, figures)

@@ -10,8 +10,9 @@ Address slots used here (the user's stacks take the low ones: lab 0, staging 1):
   30: the Pulumi lifecycle stack; 31: direct provider tests.
 
 Set EDGE_TEST_REUSE=STACK to run the infra and e2e suites against an already configured stack of
-the project's own state (`make up`, or `edge up --stack NAME --slot N`) instead of a fresh one:
-handy while writing a role; CI never sets it.
+the project's own state (`make up`, or `edge up --stack NAME --slot N`; EDGE_STATE names another
+state folder) instead of a fresh one: handy while writing a role, and how bench/edge_up.py times
+the e2e suite; CI never sets it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def lab(image: str, tmp_path_factory: pytest.TempPathFactory) -> Lab:
     """The reference lab, up and configured once for the whole session (or EDGE_TEST_REUSE)."""
     reuse = os.environ.get("EDGE_TEST_REUSE")
     if reuse:
-        yield Lab(reuse, stack.outputs(reuse), None, stack.STATE)
+        state = Path(os.environ.get("EDGE_STATE", stack.STATE))
+        yield Lab(reuse, stack.outputs(reuse, stack.Backend(state=state)), None, state)
         return
     backend = stack.Backend(state=tmp_path_factory.mktemp("lab-state"))
     stack.select_stack(CONFIGURED_STACK, backend,
