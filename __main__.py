@@ -38,7 +38,12 @@ def main() -> None:
     except (TopologyError, AddressPlanError) as err:
         raise pulumi.RunError(str(err)) from None
 
-    lab = EdgeLab("lab", plan, image)
+    # Nodes whose containers stay stopped: a change can stop a node (e.g. one name server).
+    stopped = set(config.get_object("stopped") or [])
+    unknown = stopped - set(plan.nodes)
+    if unknown:
+        raise pulumi.RunError(f"config `stopped` names no node of the topology: {sorted(unknown)}")
+    lab = EdgeLab("lab", plan, image, stopped)
     pulumi.export("stack", stack)
     pulumi.export("slot", slot)
     pulumi.export("zone", plan.zone)

@@ -9,9 +9,14 @@ import time
 import docker
 import docker.errors
 
+from pathlib import Path
+
 from edge import cleanup, configure, stack
+from edge.change import ChangeError, load_change
 from edge.contract import ContractError, expand, load_contract
 from edge.plan import LABEL_STACK
+from edge.preview import run_preview
+from edge.preview_report import preview_table, write_reports
 from edge.probes import Result, results_table, settle
 
 # After a converge, how long failing flows may take to recover (BGP, health checks) before they
@@ -113,6 +118,22 @@ def cmd_converge(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Try a change on the staging stack; exit 0 SAFE, 1 UNSAFE, 2 ERROR."""
+    nodes = set(stack.outputs(args.stack).get("nodes") or {})
+    if not nodes:
+        print(f"edge: stack '{args.stack}' is not up: nothing to preview against (make up)",
+              file=sys.stderr)
+        return 2
+    change = load_change(args.change, nodes)
+    result = run_preview(change, args.stack, args.staging, Path(args.contract))
+    print(preview_table(result))
+    out = Path(args.out or stack.ROOT / "report" / f"preview-{change.digest}")
+    for path in write_reports(result, out):
+        print(f"  {path}")
+    return result.exit_code
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     outputs = stack.outputs(args.stack)
     if not outputs:
@@ -147,13 +168,18 @@ def parser() -> argparse.ArgumentParser:
     for name, func, text in (("up", cmd_up, "create or update the lab, configure it, print it"),
                              ("converge", cmd_converge, "run the Ansible roles on the lab"),
                              ("verify", cmd_verify, "probe the contract's flows from inside"),
+                             ("preview", cmd_preview, "try a change on the staging stack"),
                              ("status", cmd_status, "print the lab's nodes and their state"),
                              ("down", cmd_down, "destroy the lab (pulumi destroy)")):
         commands[name] = cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--stack", default="lab", help="stack name (default: lab)")
         cmd.set_defaults(func=func)
     commands["up"].add_argument("--slot", type=int, help="address slot of a new stack")
-    for name in ("up", "verify"):
+    commands["preview"].add_argument("change", help="a change file (see changes/examples/)")
+    commands["preview"].add_argument("--staging", default="staging",
+                                     help="the stack the change is tried on (default: staging)")
+    commands["preview"].add_argument("--out", help="report folder (default: report/preview-DIGEST)")
+    for name in ("up", "verify", "preview"):
         commands[name].add_argument("--contract", default=str(stack.ROOT / "contract.yaml"),
                                     help="the connectivity contract (default: contract.yaml)")
     commands["converge"].add_argument("--check", action="store_true",
@@ -170,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (stack.PulumiError, ContractError) as err:
+    except (stack.PulumiError, ContractError, ChangeError) as err:
         print(f"edge: {err}", file=sys.stderr)
         return 2
 

@@ -103,6 +103,9 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
             event_handler=on_event,
         )
         stats = runner.stats or {}
+        if runner.status != "successful" and not errors:   # failed before any task ran
+            said = (runner.stdout.read() if runner.stdout else "").strip().splitlines()
+            errors.append("ansible-playbook: " + " ".join(said[-6:])[-600:])
     hosts: dict[str, HostResult] = {}
     for key, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
                       ("dark", "unreachable")):

@@ -19,6 +19,7 @@ class EdgeLab(pulumi.ComponentResource):
     nodes: pulumi.Output[dict]
 
     def __init__(self, name: str, plan: StackPlan, image: str,
+                 stopped: set[str] | frozenset[str] = frozenset(),
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("edge-testbed:lab:EdgeLab", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -51,6 +52,7 @@ class EdgeLab(pulumi.ComponentResource):
                      "EDGE_ROLE": node.role},
                 mounts=dict(node.volumes),
                 dns=list(node.dns),
+                running=node.name not in stopped,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
             )
 

@@ -1,0 +1,79 @@
+"""A preview's verdict for people (terminal table) and for machines (JSON, JUnit XML for CI)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from edge.preview import Preview
+
+
+def preview_table(p: Preview) -> str:
+    """The verdict, its reasons, and every flow whose result changed."""
+    lines = [f"{p.verdict}: {p.change.description} (change {p.change.digest}, "
+             f"live '{p.live}', staged on '{p.staging}')"]
+    lines += [f"  - {reason}" for reason in p.reasons]
+    if p.static_diffs:
+        lines.append("would change on the live stack: " + ", ".join(
+            f"{host} ({n})" for host, n in sorted(p.static_diffs.items())))
+    if p.deltas:
+        rows = [("FLOW", "FROM", "MUST", "CHANGE", "BEFORE", "AFTER")]
+        rows += [(d.flow, d.vantage, d.must, d.kind, d.before, d.after) for d in p.deltas]
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    elif p.after:
+        lines.append(f"no flow changed ({len(p.after)} contract flows measured before and after)")
+    lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in p.seconds.items()))
+    return "\n".join(lines)
+
+
+def preview_json(p: Preview) -> dict:
+    """Everything the preview found, as plain data."""
+    def result(r) -> dict:
+        return {"flow": r.flow.name, "vantage": r.flow.vantage, "must": r.flow.must,
+                "outcome": r.outcome, "ok": r.ok, "reason": r.reason,
+                "latency_ms": r.latency_ms, "detail": r.detail}
+    return {
+        "verdict": p.verdict, "reasons": p.reasons, "exit_code": p.exit_code,
+        "change": {"path": str(p.change.path), "description": p.change.description,
+                   "digest": p.change.digest, "vars": p.change.vars, "stop": list(p.change.stop)},
+        "live": p.live, "live_digest": p.live_digest, "staging": p.staging,
+        "static_diffs": p.static_diffs,
+        "deltas": [asdict(d) for d in p.deltas],
+        "baseline": [result(r) for r in p.baseline], "after": [result(r) for r in p.after],
+        "seconds": p.seconds,
+    }
+
+
+def preview_junit(p: Preview) -> str:
+    """One test case per contract flow after the change; a broken one carries its reason."""
+    suite = ET.Element("testsuite", name=f"edge-preview {p.change.digest}",
+                       tests=str(max(1, len(p.after))), time=f"{sum(p.seconds.values()):.2f}")
+    deltas = {d.flow: d for d in p.deltas}
+    failures = 0
+    for r in p.after:
+        case = ET.SubElement(suite, "testcase", classname=f"contract.{r.flow.vantage}",
+                             name=r.flow.name, time=f"{r.latency_ms / 1000:.3f}")
+        delta = deltas.get(r.flow.name)
+        if delta and delta.kind in ("outage", "redundancy-lost", "security-regression"):
+            failures += 1
+            ET.SubElement(case, "failure", type=delta.kind,
+                          message=f"{delta.before} -> {delta.after}").text = delta.reason
+    if not p.after:   # the preview stopped before the staged measurement
+        case = ET.SubElement(suite, "testcase", classname="preview", name="preview")
+        ET.SubElement(case, "failure" if p.verdict == "UNSAFE" else "error",
+                      message=p.verdict).text = "\n".join(p.reasons)
+        failures += 1
+    suite.set("failures", str(failures))
+    return ET.tostring(suite, encoding="unicode")
+
+
+def write_reports(p: Preview, out: Path) -> list[Path]:
+    """preview.json and junit.xml in `out`; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "preview.json", out / "junit.xml"]
+    files[0].write_text(json.dumps(preview_json(p), indent=2) + "\n")
+    files[1].write_text(preview_junit(p) + "\n")
+    return files

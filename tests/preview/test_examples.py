@@ -1,0 +1,64 @@
+"""Every shipped example change, previewed on a staged copy: the verdict its author expects.
+
+The live stack is the session's configured lab (t-lab); the staged copy is t-staging at slot 24
+in the same state folder. A preview must never touch the live stack: its configuration digest
+is the same before and after every preview.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge import stack
+from edge.change import load_change
+from edge.preview import SAFE, UNSAFE, Preview, config_digest, run_preview
+from edge.preview_report import preview_junit, preview_table
+from tests.conftest import ROOT, Lab
+
+STAGING, STAGING_SLOT = "t-staging", 24
+EXAMPLES = sorted((ROOT / "changes" / "examples").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def staging(lab: Lab):
+    backend = stack.Backend(state=lab.state)
+    yield backend
+    stack.destroy(STAGING, backend, stream=False)
+    stack.remove_stack(STAGING, backend)
+
+
+@pytest.fixture(scope="module")
+def live_digest(lab: Lab) -> str:
+    return config_digest(lab.outputs)
+
+
+def preview(lab: Lab, backend: stack.Backend, path: Path) -> Preview:
+    change = load_change(path, set(lab.outputs["nodes"]))
+    return run_preview(change, lab.stack, STAGING, ROOT / "contract.yaml", backend,
+                       {"slot": str(STAGING_SLOT), "purpose": "test"}, progress=lambda _: None)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_change_gets_the_expected_verdict(lab: Lab, staging: stack.Backend,
+                                                  live_digest: str, path: Path) -> None:
+    result = preview(lab, staging, path)
+    expected = {"safe": SAFE, "unsafe": UNSAFE}[result.change.expect]
+    assert result.verdict == expected, preview_table(result)
+    assert result.live_digest == live_digest == config_digest(lab.outputs), "live was touched"
+    if expected == UNSAFE:
+        assert result.reasons and "<failure" in preview_junit(result)
+    else:
+        assert not [d for d in result.deltas if d.kind != "fixed"], preview_table(result)
+
+
+def test_kinds_of_breakage_are_told_apart(lab: Lab, staging: stack.Backend) -> None:
+    """Lost redundancy, an outage and a security regression each say what they are."""
+    kinds = {}
+    for name in ("ns1-stopped", "border-withdraws-prefix", "open-rndc"):
+        result = preview(lab, staging, ROOT / "changes" / "examples" / f"{name}.yaml")
+        kinds[name] = {d.kind for d in result.deltas}
+    assert kinds["ns1-stopped"] == {"redundancy-lost"}
+    assert "outage" in kinds["border-withdraws-prefix"]
+    assert kinds["open-rndc"] == {"security-regression"}

@@ -1,0 +1,82 @@
+"""Change files, and the pure parts of a preview: comparing results and judging them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.change import ChangeError, load_change
+from edge.contract import Flow
+from edge.preview import SAFE, UNSAFE, compare, judge
+from edge.probes import Result
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "change.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_every_example_loads_and_says_what_it_expects() -> None:
+    examples = sorted((ROOT / "changes" / "examples").glob("*.yaml"))
+    assert len(examples) >= 8
+    for path in examples:
+        assert load_change(path).expect in ("safe", "unsafe"), path
+
+
+def test_digest_covers_what_the_change_does_not_its_words(tmp_path: Path) -> None:
+    a = load_change(write(tmp_path, "description: one\nvars: {dns_ttl: 60}\n"))
+    b = load_change(write(tmp_path, "description: two\nvars: {dns_ttl: 60}\n"))
+    c = load_change(write(tmp_path, "description: one\nvars: {dns_ttl: 61}\n"))
+    assert a.digest == b.digest != c.digest
+
+
+@pytest.mark.parametrize("body,words", [
+    ("vars: {a: 1}\n", "description: missing"),
+    ("description: x\n", "the change changes nothing"),
+    ("description: x\nstop: [ns9]\n", "no node ['ns9'] in the stack"),
+    ("description: x\nvars: {a: 1}\nexpect: maybe\n", "'maybe' is neither safe nor unsafe"),
+    ("description: x\nvars: {a: 1}\nbogus: 1\n", "bogus: unknown key"),
+])
+def test_bad_change_gives_one_clear_error(tmp_path: Path, body: str, words: str) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(ChangeError) as err:
+        load_change(path, {"ns1", "ns2"})
+    assert str(err.value).startswith(f"{path}:") and words in str(err.value), str(err.value)
+
+
+def result(name: str, rule: str, must: str, ok: bool, outcome: str = "answered",
+           **detail) -> Result:
+    flow = Flow(name, rule, "client", "c", "dns", must, {})
+    return Result(flow, outcome, detail, 1.0, ok, "" if ok else "broken")
+
+
+def test_compare_tells_outage_redundancy_and_security_apart() -> None:
+    before = [result("dns@ns1", "dns", "work", True), result("dns@ns2", "dns", "work", True),
+              result("web@lb1", "web", "work", True),
+              result("rndc@ns1", "rndc", "block", True, "timeout")]
+    after = [result("dns@ns1", "dns", "work", False, "timeout"),
+             result("dns@ns2", "dns", "work", True),
+             result("web@lb1", "web", "work", False, "timeout"),
+             result("rndc@ns1", "rndc", "block", False, "refused")]
+    kinds = {d.flow: d.kind for d in compare(before, after)}
+    assert kinds == {"dns@ns1": "redundancy-lost", "web@lb1": "outage",
+                     "rndc@ns1": "security-regression"}
+    verdict, reasons = judge(compare(before, after), [])
+    assert verdict == UNSAFE and len(reasons) == 3
+
+
+def test_changed_dns_answers_are_reported_but_safe() -> None:
+    before = [result("dns@ns1", "dns", "work", True, answers=["198.18.2.10"])]
+    after = [result("dns@ns1", "dns", "work", True, answers=["198.18.2.11"])]
+    deltas = compare(before, after)
+    assert [d.kind for d in deltas] == ["answers-changed"]
+    assert judge(deltas, []) == (SAFE, [])
+
+
+def test_a_change_that_does_not_apply_is_unsafe() -> None:
+    verdict, reasons = judge([], ["lb1: HAProxy configuration: failed to validate"])
+    assert verdict == UNSAFE and "does not apply" in reasons[0]
