@@ -65,6 +65,7 @@ class FlowDelta:
     flow: str
     rule: str
     vantage: str
+    target: str               # the node the flow is about
     must: str
     kind: str                 # outage, redundancy-lost, security-regression, fixed, answers-changed
     before: str               # outcome words, e.g. "answered 200" / "timeout"
@@ -83,6 +84,7 @@ class Preview:
     reasons: list[str] = field(default_factory=list)
     static_diffs: dict[str, int] = field(default_factory=dict)   # host -> files/tasks changed
     live_digest: str = ""
+    topology: dict = field(default_factory=dict)    # the staging stack's outputs, for drawing
     deltas: list[FlowDelta] = field(default_factory=list)
     baseline: list[Result] = field(default_factory=list)
     after: list[Result] = field(default_factory=list)
@@ -122,8 +124,9 @@ def compare(baseline: list[Result], after: list[Result]) -> list[FlowDelta]:
         elif now.flow.kind == "dns" and was.detail.get("answers") != now.detail.get("answers"):
             kind = "answers-changed"
         if kind:
-            deltas.append(FlowDelta(now.flow.name, now.flow.rule, now.flow.vantage, now.flow.must,
-                                    kind, _words(was), _words(now), now.reason))
+            deltas.append(FlowDelta(now.flow.name, now.flow.rule, now.flow.vantage,
+                                    now.flow.target, now.flow.must, kind, _words(was),
+                                    _words(now), now.reason))
     return deltas
 
 
@@ -181,7 +184,7 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
     _set_stopped(staging, (), backend)
     stack.up(staging, backend, stream=False)
     base = configure.converge(staging, backend.state, progress=None)
-    outputs = stack.outputs(staging, backend)
+    outputs = preview.topology = stack.outputs(staging, backend)
     flows = expand(load_contract(contract), outputs)
     preview.baseline = settle(flows, BASELINE_SETTLE_S)
     failing = [r.flow.name for r in preview.baseline if not r.ok]

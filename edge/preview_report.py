@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from edge.html_report import preview_html
 from edge.preview import Preview
 
 
@@ -71,9 +72,10 @@ def preview_junit(p: Preview) -> str:
 
 
 def write_reports(p: Preview, out: Path) -> list[Path]:
-    """preview.json and junit.xml in `out`; returns the files written."""
+    """index.html, preview.json and junit.xml in `out`; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    files = [out / "preview.json", out / "junit.xml"]
-    files[0].write_text(json.dumps(preview_json(p), indent=2) + "\n")
-    files[1].write_text(preview_junit(p) + "\n")
+    files = [out / "index.html", out / "preview.json", out / "junit.xml"]
+    files[0].write_text(preview_html(p))
+    files[1].write_text(json.dumps(preview_json(p), indent=2) + "\n")
+    files[2].write_text(preview_junit(p) + "\n")
     return files

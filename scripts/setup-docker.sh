@@ -253,11 +253,25 @@ fail_start() {
     exit 1
 }
 
+# A dockerd that is shutting down (its pid file may be gone already) still owns its containerd
+# and the containers' shims: a new dockerd started beside it has its containers killed under it.
+# Wait for such leftovers to exit first.
+wait_for_old_daemons() {
+    local waited=0
+    while pgrep -x dockerd >/dev/null || pgrep -f 'containerd --config /var/run/docker/containerd' >/dev/null; do
+        (( waited == 0 )) && say "an earlier dockerd/containerd is still exiting: waiting for it"
+        (( waited < START_TIMEOUT )) || die "an earlier dockerd or containerd does not exit (pids: $(pgrep -d' ' -x dockerd) $(pgrep -d' ' -f 'containerd --config /var/run/docker/containerd')); stop it, then run again"
+        sleep 1
+        waited=$(( waited + 1 ))
+    done
+}
+
 start_dockerd() {
     local pid latest
     if pid=$(running_dockerd_pid); then
         say "dockerd (pid $pid) is running but does not answer yet: waiting for it"
     else
+        wait_for_old_daemons
         mkdir -p "$(dirname "$LOG")"
         LOG_START=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
         printf '\n=== %s: started by edge-testbed scripts/setup-docker.sh ===\n' "$(date -Is)" >>"$LOG"

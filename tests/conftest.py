@@ -6,7 +6,8 @@ edge-testbed.purpose=test and is removed by that label before and after the sess
 runs in a fresh clone on an engine that may still hold an earlier run's leftovers.
 
 Address slots used here (the user's stacks take the low ones: lab 0, staging 1):
-  27: the configured lab shared by tests/infra and tests/e2e; 28: the address-clash test;
+  24: the staging copy of tests/preview; 27: the configured lab shared by tests/infra, tests/e2e
+  and tests/preview; 28: the address-clash test;
   30: the Pulumi lifecycle stack; 31: direct provider tests.
 
 Set EDGE_TEST_REUSE=STACK to run the infra and e2e suites against an already configured stack of

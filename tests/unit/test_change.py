@@ -50,7 +50,7 @@ def test_bad_change_gives_one_clear_error(tmp_path: Path, body: str, words: str)
 
 def result(name: str, rule: str, must: str, ok: bool, outcome: str = "answered",
            **detail) -> Result:
-    flow = Flow(name, rule, "client", "c", "dns", must, {})
+    flow = Flow(name, rule, "client", "c", "dns", must, {}, target=name.split("@")[-1])
     return Result(flow, outcome, detail, 1.0, ok, "" if ok else "broken")
 
 
@@ -80,3 +80,27 @@ def test_changed_dns_answers_are_reported_but_safe() -> None:
 def test_a_change_that_does_not_apply_is_unsafe() -> None:
     verdict, reasons = judge([], ["lb1: HAProxy configuration: failed to validate"])
     assert verdict == UNSAFE and "does not apply" in reasons[0]
+
+
+def test_html_report_draws_the_topology_and_marks_broken_paths() -> None:
+    from edge.change import Change
+    from edge.html_report import preview_html
+    from edge.preview import Preview
+
+    before = [result("dns@ns1", "dns", "work", True), result("dns@ns2", "dns", "work", True)]
+    after = [result("dns@ns1", "dns", "work", False, "timeout"),
+             result("dns@ns2", "dns", "work", True)]
+    topology = {
+        "networks": {"internet": {"subnet": "198.18.0.0/24"}, "dmz": {"subnet": "198.18.2.0/24"}},
+        "nodes": {"client": {"role": "vantage", "addresses": {"internet": "198.18.0.10"}},
+                  "ns1": {"role": "dns", "addresses": {"dmz": "198.18.2.53"}},
+                  "ns2": {"role": "dns", "addresses": {"dmz": "198.18.2.54"}}},
+    }
+    preview = Preview(Change(Path("c.yaml"), "stop ns1", stop=("ns1",)), "lab", "staging",
+                      UNSAFE, ["REDUNDANCY LOST: dns@ns1"], deltas=compare(before, after),
+                      baseline=before, after=after, topology=topology)
+    page = preview_html(preview)
+    assert page.count("<svg") == 1 and ">ns1</text>" in page and ">dmz</text>" in page
+    assert 'stroke="#ef6c00"' in page                       # the broken path, marked
+    assert '<rect x="' in page and 'fill="#ffebee"' in page  # ns1 drawn as down
+    assert "REDUNDANCY LOST: dns@ns1" in page and "UNSAFE" in page
