@@ -267,10 +267,18 @@ wait_for_old_daemons() {
 }
 
 start_dockerd() {
-    local pid latest
+    local pid latest waited=0
     if pid=$(running_dockerd_pid); then
         say "dockerd (pid $pid) is running but does not answer yet: waiting for it"
-    else
+        while alive "$pid" && ! engine_answers && (( waited < START_TIMEOUT )); do
+            sleep 1
+            waited=$(( waited + 1 ))
+        done
+        engine_answers && return
+        alive "$pid" && fail_start "dockerd (pid $pid) did not answer within ${START_TIMEOUT}s"
+        say "it exited (it was shutting down): starting a new one"
+    fi
+    if ! pid=$(running_dockerd_pid); then
         wait_for_old_daemons
         mkdir -p "$(dirname "$LOG")"
         LOG_START=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
@@ -281,7 +289,7 @@ start_dockerd() {
         pid=$!
         say "started dockerd (pid $pid), log: $LOG"
     fi
-    local waited=0
+    waited=0
     until engine_answers; do
         # dockerd writes its pid file early; trust it over $! (in case setsid had to fork).
         if latest=$(running_dockerd_pid); then pid=$latest; fi
