@@ -12,7 +12,7 @@ from typing import Any
 from edge.preview import Preview
 
 NETWORK_ORDER = ["internet", "transit", "dmz", "paas"]
-COLUMN_W, ROW_H, TOP, LEFT = 190, 62, 70, 40
+COLUMN_W, ROW_H, TOP, LEFT = 150, 62, 70, 40
 BOX_W, BOX_H = 120, 36
 BROKEN = {"outage": "#c62828", "redundancy-lost": "#ef6c00", "security-regression": "#6a1b9a"}
 
@@ -21,11 +21,12 @@ def _layout(outputs: dict[str, Any]) -> tuple[dict[str, int], dict[str, tuple[fl
     """x of each network's bus; (x, y) of each node, placed between the networks it joins."""
     names = list(outputs.get("networks") or {})
     order = [n for n in NETWORK_ORDER if n in names] + [n for n in names if n not in NETWORK_ORDER]
-    bus_x = {net: LEFT + 80 + i * 2 * COLUMN_W for i, net in enumerate(order)}
+    bus_x = {net: LEFT + 20 + i * 3 * COLUMN_W for i, net in enumerate(order)}
     slots: dict[float, int] = {}
     where = {}
     for name, node in sorted(outputs["nodes"].items()):
         xs = [bus_x[n] for n in node["addresses"] if n in bus_x]
+        # A node on one network hangs right of its bus; a node joining two sits between them.
         x = sum(xs) / len(xs) if len(xs) > 1 else xs[0] + COLUMN_W * 0.55
         row = slots.get(x, 0)
         slots[x] = row + 1
@@ -38,7 +39,7 @@ def topology_svg(outputs: dict[str, Any], broken: list[tuple[str, str, str, str]
 
     `broken` holds (vantage, target, kind, label) tuples."""
     bus_x, where = _layout(outputs)
-    height = TOP + 60 + max((y for _, y in where.values()), default=TOP) + BOX_H
+    height = max((y for _, y in where.values()), default=TOP) + BOX_H + 20
     width = max(bus_x.values(), default=LEFT) + COLUMN_W + LEFT
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="12">',
