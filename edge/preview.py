@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +27,7 @@ import docker
 from edge import configure, stack
 from edge.change import Change
 from edge.contract import expand, load_contract
+from edge.diagnose import where_it_dies
 from edge.probes import Result, settle
 
 SAFE, UNSAFE, ERROR = "SAFE", "UNSAFE", "ERROR"
@@ -71,6 +72,7 @@ class FlowDelta:
     before: str               # outcome words, e.g. "answered 200" / "timeout"
     after: str
     reason: str
+    where: str = ""           # where the flow dies, when the lab can tell
 
 
 @dataclass
@@ -136,7 +138,7 @@ def judge(deltas: list[FlowDelta], converge_errors: list[str]) -> tuple[str, lis
     words = {"outage": "OUTAGE: outside users lose", "redundancy-lost": "REDUNDANCY LOST:",
              "security-regression": "SECURITY REGRESSION: now open:"}
     reasons += [f"{words[d.kind]} {d.flow} ({d.before} -> {d.after})"
-                for d in deltas if d.kind in words]
+                + (f": {d.where}" if d.where else "") for d in deltas if d.kind in words]
     return (UNSAFE if reasons else SAFE), reasons
 
 
@@ -202,7 +204,11 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
                                  limit=_limit(change.stop), progress=None)
     time.sleep(AFTER_GRACE_S)
     preview.after = settle(flows, AFTER_SETTLE_S)
-    preview.deltas = compare(preview.baseline, preview.after)
+    by_name = {r.flow.name: r.flow for r in preview.after}
+    preview.deltas = [
+        replace(d, where=where_it_dies(by_name[d.flow], d.before, d.after, outputs))
+        if d.kind in ("outage", "redundancy-lost") else d
+        for d in compare(preview.baseline, preview.after)]
     preview.verdict, preview.reasons = judge(preview.deltas, applied.errors)
     lap("change")
     if config_digest(live_outputs) != preview.live_digest:

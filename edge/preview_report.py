@@ -20,9 +20,10 @@ def preview_table(p: Preview) -> str:
         lines.append("would change on the live stack: " + ", ".join(
             f"{host} ({n})" for host, n in sorted(p.static_diffs.items())))
     if p.deltas:
-        rows = [("FLOW", "FROM", "MUST", "CHANGE", "BEFORE", "AFTER")]
-        rows += [(d.flow, d.vantage, d.must, d.kind, d.before, d.after) for d in p.deltas]
-        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        rows = [("FLOW", "FROM", "MUST", "CHANGE", "BEFORE", "AFTER", "WHERE IT DIES")]
+        rows += [(d.flow, d.vantage, d.must, d.kind, d.before, d.after, d.where)
+                 for d in p.deltas]
+        widths = [max(len(r[i]) for r in rows) for i in range(7)]
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     elif p.after:
         lines.append(f"no flow changed ({len(p.after)} contract flows measured before and after)")
