@@ -75,4 +75,4 @@ def test_overlap_with_host_route_names_both_prefixes(topology) -> None:
 
 def test_no_overlap_no_conflict(topology) -> None:
     plan = stack_plan(topology, "lab", 0)
-    assert conflicts(plan, [Taken(ipaddress.IPv4Network("192.0.2.0/24"), "host route")]) == []
+    assert conflicts(plan, [Taken(ipaddress.IPv4Network("172.30.0.0/16"), "host route")]) == []
