@@ -18,6 +18,7 @@ from edge.plan import LABEL_STACK
 from edge.preview import run_preview
 from edge.preview_report import preview_table, write_reports
 from edge.probes import Result, results_table, settle
+from edge.table import text_table
 
 # After a converge, how long failing flows may take to recover (BGP, health checks) before they
 # count as failures.
@@ -47,9 +48,7 @@ def summary_table(outputs: dict, states: dict[str, str]) -> str:
         node = nodes[name]
         addresses = " ".join(f"{net}={addr}" for net, addr in sorted(node["addresses"].items()))
         rows.append((node["tier"], name, states.get(name, "?"), node["container"], addresses))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]
-                     for r in rows)
+    return text_table(rows)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

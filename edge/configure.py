@@ -17,6 +17,7 @@ from typing import Any, Callable
 import ansible_runner
 
 from edge.stack import ROOT, STATE
+from edge.table import text_table
 
 Progress = Callable[[str], None]
 
@@ -119,5 +120,4 @@ def converge_table(result: ConvergeResult) -> str:
     rows = [("HOST", "OK", "CHANGED", "FAILED", "UNREACHABLE")]
     rows += [(h, str(r.ok), str(r.changed), str(r.failed), str(r.unreachable))
              for h, r in sorted(result.hosts.items())]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+    return text_table(rows)

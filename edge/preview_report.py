@@ -9,6 +9,7 @@ from xml.etree import ElementTree as ET
 
 from edge.html_report import preview_html
 from edge.preview import Preview
+from edge.table import text_table
 
 
 def preview_table(p: Preview) -> str:
@@ -23,8 +24,7 @@ def preview_table(p: Preview) -> str:
         rows = [("FLOW", "FROM", "MUST", "CHANGE", "BEFORE", "AFTER", "WHERE IT DIES")]
         rows += [(d.flow, d.vantage, d.must, d.kind, d.before, d.after, d.where)
                  for d in p.deltas]
-        widths = [max(len(r[i]) for r in rows) for i in range(7)]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.append(text_table(rows))
     elif p.after:
         lines.append(f"no flow changed ({len(p.after)} contract flows measured before and after)")
     lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in p.seconds.items()))

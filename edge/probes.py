@@ -18,6 +18,7 @@ from typing import Any
 import docker
 
 from edge.contract import Flow
+from edge.table import text_table
 
 AGENT = (Path(__file__).parent / "probe_agent.py").read_text()
 BLOCKED = ("timeout", "unreachable")
@@ -116,6 +117,4 @@ def results_table(results: list[Result]) -> str:
         extra = f" {r.detail.get('status', '')}".rstrip() if r.flow.kind == "http" else ""
         rows.append((r.flow.name, r.flow.vantage, r.flow.must, r.outcome + extra,
                      f"{r.latency_ms:.0f}", "ok" if r.ok else f"FAIL: {r.reason}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + "  " + row[5]
-                     for row in rows)
+    return text_table(rows)
