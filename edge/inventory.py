@@ -42,6 +42,9 @@ def inventory_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
             "edge_ansible_role": node["ansible_role"],
             "edge_tier": node["tier"],
             "edge_addresses": node["addresses"],
+            # How the node's links are shaped (roles/link); stacks brought up before the topology
+            # had `link` have no such output.
+            "edge_link": node.get("link"),
         }
     all_vars = {
         "edge_stack": outputs.get("stack"),

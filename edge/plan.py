@@ -12,7 +12,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from edge.datafile import NAME_RE
-from edge.topology import FORBIDDEN, INTERNAL_RANGE, PUBLIC_RANGE, Topology, TopologyError
+from edge.topology import (FORBIDDEN, INTERNAL_RANGE, PUBLIC_RANGE, Link, Topology,
+                           TopologyError)
 
 PROJECT = "edge-testbed"
 LABEL_PROJECT = "edge-testbed.project"
@@ -52,6 +53,7 @@ class NodePlan:
     volumes: dict[str, str]                       # docker volume name -> mount point
     sysctls: dict[str, str]
     capabilities: tuple[str, ...]
+    link: Link | None                             # shaping of its interfaces (roles/link)
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,6 @@ def stack_plan(topology: Topology, stack: str, slot: int, purpose: str = "lab") 
             addresses={net: shift(a, topology, slot) for net, a in node.addresses.items()},
             routes=tuple(routes), dns=tuple(dns),
             volumes={volumes[v]: mount for v, mount in node.volumes.items()},
-            sysctls=sysctls, capabilities=capabilities,
+            sysctls=sysctls, capabilities=capabilities, link=node.link,
         )
     return StackPlan(stack, slot, purpose, topology.zone, networks, volumes, nodes)

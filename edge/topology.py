@@ -8,6 +8,7 @@ anything is created.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,10 @@ INTERNAL_RANGE = ipaddress.IPv4Network("10.0.0.0/8")
 FORBIDDEN = tuple(
     ipaddress.IPv4Network(p) for p in ("192.0.2.0/24", "203.0.113.0/24", "10.255.0.0/16")
 )
+# Link rates are written as tc writes them: a whole number and an SI bit-rate unit.
+RATE_RE = re.compile(r"^([1-9][0-9]*)(kbit|mbit|gbit)$")
+RATE_KBIT = {"kbit": 1, "mbit": 1000, "gbit": 1000 * 1000}
+MAX_DELAY_MS = 10_000
 
 
 class TopologyError(ValueError):
@@ -55,6 +60,14 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Link:
+    """How a node's links are shaped, to model a low-capacity path (0 leaves that part off)."""
+
+    delay_ms: int     # added to every packet the node forwards, in each direction
+    rate_kbit: int    # egress rate limit of each of its interfaces
+
+
+@dataclass(frozen=True)
 class Node:
     """One container of the lab."""
 
@@ -65,6 +78,7 @@ class Node:
     dns: tuple[str, ...]
     volumes: dict[str, str]
     line: int
+    link: Link | None = None
 
 
 @dataclass(frozen=True)
@@ -201,9 +215,40 @@ def _validate_nodes(r: Reader, node_map: Mapping, roles: dict[str, Role],
             if not isinstance(mount, str) or not mount.startswith("/"):
                 r.fail(vols, f"{field}.volumes.{vol}", f"'{mount}' is not an absolute path",
                        "Write the mount point, e.g. /var/lib/paas.", vol)
-        parsed[name] = Node(name, role, addresses, (), (), dict(vols), spec.line)
+        link = _link(r, spec, field, roles[role]) if "link" in spec else None
+        parsed[name] = Node(name, role, addresses, (), (), dict(vols), spec.line, link)
     return {name: _with_routes(r, node_map[name], node, parsed, networks)
             for name, node in parsed.items()}
+
+
+def _link(r: Reader, spec: Mapping, field: str, role: Role) -> Link:
+    """Validate a node's `link: {delay_ms: N, rate: Nmbit}`."""
+    where = f"{field}.link"
+    link = r.mapping(spec, "link", where)
+    for key in link:
+        if key not in ("delay_ms", "rate"):
+            r.fail(link, f"{where}.{key}", "unknown link setting",
+                   "Use only `delay_ms` and `rate`, e.g. `link: {delay_ms: 120, rate: 2mbit}`.",
+                   str(key))
+    # The delay line detours the packets a node forwards (roles/link), so only routers have one.
+    if not role.forwarding:
+        r.fail(spec, where, f"role '{role.name}' does not forward packets",
+               "Shape the links of a router (a role with `forwarding: true`) on the path.", "link")
+    delay = link.get("delay_ms", 0)
+    if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= MAX_DELAY_MS:
+        r.fail(link, f"{where}.delay_ms", f"'{delay}' is not a delay in milliseconds",
+               f"Write a whole number from 0 to {MAX_DELAY_MS}, e.g. `delay_ms: 120`.", "delay_ms")
+    rate_kbit = 0
+    if "rate" in link:
+        match = RATE_RE.match(str(link["rate"]))
+        if not match:
+            r.fail(link, f"{where}.rate", f"'{link['rate']}' is not a rate",
+                   "Write a whole number with kbit, mbit or gbit, e.g. `rate: 2mbit`.", "rate")
+        rate_kbit = int(match.group(1)) * RATE_KBIT[match.group(2)]
+    if not delay and not rate_kbit:
+        r.fail(spec, where, "this link shapes nothing",
+               "Set a `delay_ms` above 0, a `rate` or both, or remove `link:`.", "link")
+    return Link(delay, rate_kbit)
 
 
 def _with_routes(r: Reader, spec: Mapping, node: Node, nodes: dict[str, Node],
@@ -242,4 +287,4 @@ def _with_routes(r: Reader, spec: Mapping, node: Node, nodes: dict[str, Node],
             r.fail(spec, f"{field}.dns", f"'{server}' is not a node",
                    "Name the node whose address the container uses as its DNS server.", "dns")
     return Node(node.name, node.role, node.addresses, tuple(routes), tuple(dns), node.volumes,
-                node.line)
+                node.line, node.link)

@@ -2,10 +2,13 @@
 
 Input is a StackPlan (pure data); output is one Docker network per lab network, one volume per
 storage unit and one container per node, and a `nodes` output that the Ansible inventory is built
-from: name, role, tier, container name and id, and the address on each network.
+from: name, role, tier, container name and id, the address on each network, its static routes
+and how its links are shaped.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import pulumi
 
@@ -67,6 +70,7 @@ class EdgeLab(pulumi.ComponentResource):
                 "container_id": ids[name],
                 "addresses": {net: str(addr) for net, addr in node.addresses.items()},
                 "routes": list(node.routes),
+                "link": asdict(node.link) if node.link else None,
             }
             for name, node in plan.nodes.items()
         })

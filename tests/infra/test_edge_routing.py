@@ -1,4 +1,4 @@
-"""testinfra checks of the border router and the firewall (FRR, nftables)."""
+"""testinfra checks of the border routers and the firewall (FRR, nftables)."""
 
 from __future__ import annotations
 
@@ -10,28 +10,33 @@ import testinfra
 from tests.conftest import Lab
 
 
-@pytest.fixture(scope="module")
-def border(lab: Lab):
-    return testinfra.get_host(f"docker://{lab.container('border')}")
+# The primary border and the secondary, rate-limited one (topology/reference.yaml).
+BORDERS = ["border", "border2"]
+
+
+def host(lab: Lab, node: str):
+    return testinfra.get_host(f"docker://{lab.container(node)}")
 
 
 @pytest.fixture(scope="module")
 def firewall(lab: Lab):
-    return testinfra.get_host(f"docker://{lab.container('firewall')}")
+    return host(lab, "firewall")
 
 
-@pytest.mark.parametrize("node", ["border", "firewall"])
+@pytest.mark.parametrize("node", [*BORDERS, "firewall"])
 def test_frr_daemons_run_under_supervisor(lab: Lab, node: str) -> None:
-    host = testinfra.get_host(f"docker://{lab.container(node)}")
-    status = host.run("supervisorctl status").stdout   # exits 3: one-shot programs have EXITED
+    router = host(lab, node)
+    status = router.run("supervisorctl status").stdout   # exits 3: one-shot programs have EXITED
     for program in ("frr-zebra", "frr-bgpd"):
         assert any(line.startswith(program) and "RUNNING" in line
                    for line in status.splitlines()), status
-    assert host.socket("tcp://0.0.0.0:179").is_listening
-    assert host.run("vtysh --dryrun -f /etc/frr/frr.conf").rc == 0
+    assert router.socket("tcp://0.0.0.0:179").is_listening
+    assert router.run("vtysh --dryrun -f /etc/frr/frr.conf").rc == 0
 
 
-def test_bgp_session_established_with_service_prefix(lab: Lab, border) -> None:
+@pytest.mark.parametrize("node", BORDERS)
+def test_bgp_session_established_with_service_prefix(lab: Lab, node: str) -> None:
+    border = host(lab, node)
     summary = json.loads(border.check_output("vtysh -c 'show ip bgp summary json'"))
     peers = summary["ipv4Unicast"]["peers"]
     firewall_transit = lab.address("firewall", "transit")
@@ -42,8 +47,25 @@ def test_bgp_session_established_with_service_prefix(lab: Lab, border) -> None:
     assert f"via {firewall_transit}" in route and "proto bgp" in route, route
 
 
-def test_border_learns_nothing_but_the_service_prefix(border) -> None:
-    routes = border.check_output("ip route show proto bgp").splitlines()
+def test_firewall_announces_the_service_prefix_to_every_border(lab: Lab, firewall) -> None:
+    """The peerings come from the topology's roles: each border node is a peer."""
+    borders = {v["addresses"]["transit"] for v in lab.outputs["nodes"].values()
+               if v["role"] == "border"}
+    assert len(borders) == len(BORDERS)
+    peers = json.loads(firewall.check_output("vtysh -c 'show ip bgp summary json'"))[
+        "ipv4Unicast"]["peers"]
+    assert set(peers) == borders
+    dmz = lab.outputs["networks"]["dmz"]["subnet"]
+    for address in borders:
+        assert peers[address]["state"] == "Established", peers[address]
+        sent = json.loads(firewall.check_output(
+            f"vtysh -c 'show ip bgp neighbors {address} advertised-routes json'"))
+        assert list(sent["advertisedRoutes"]) == [dmz], sent
+
+
+@pytest.mark.parametrize("node", BORDERS)
+def test_border_learns_nothing_but_the_service_prefix(lab: Lab, node: str) -> None:
+    routes = host(lab, node).check_output("ip route show proto bgp").splitlines()
     assert len(routes) == 1, routes
 
 
@@ -58,6 +80,6 @@ def test_firewall_forward_policy_is_default_deny(firewall) -> None:
 
 
 def test_routers_forward_and_nothing_else_does(lab: Lab) -> None:
-    for node, expected in (("border", "1"), ("firewall", "1"), ("lb1", "0"), ("ns1", "0")):
-        host = testinfra.get_host(f"docker://{lab.container(node)}")
-        assert host.sysctl("net.ipv4.ip_forward") == int(expected), node
+    for node, expected in (("border", "1"), ("border2", "1"), ("firewall", "1"), ("lb1", "0"),
+                           ("ns1", "0")):
+        assert host(lab, node).sysctl("net.ipv4.ip_forward") == int(expected), node

@@ -57,10 +57,10 @@ def exec_ok(box, *cmd: str) -> str:
 
 def test_up_creates_every_node_network_and_volume(lab: dict,
                                                   docker_client: docker.DockerClient) -> None:
-    assert set(lab["nodes"]) == {"client", "resolver", "border", "firewall", "lb1", "lb2", "ns1",
-                                 "ns2", "controller", "dea1", "dea2", "inside"}
+    assert set(lab["nodes"]) == {"client", "resolver", "border", "border2", "firewall", "lb1",
+                                 "lb2", "ns1", "ns2", "controller", "dea1", "dea2", "inside"}
     found = cleanup.count({LABEL_STACK: STACK}, docker_client)
-    assert (found.containers, found.networks, found.volumes) == (12, 4, 1)
+    assert (found.containers, found.networks, found.volumes) == (13, 4, 1)
     for name, node in lab["nodes"].items():
         box = docker_client.containers.get(node["container_id"])
         assert box.status == "running", name

@@ -8,7 +8,8 @@ OUTPUTS = {
     "nodes": {
         "lb1": {"role": "loadbalancer", "ansible_role": "loadbalancer", "tier": "load balancing",
                 "container": "edge-lab-lb1", "container_id": "abc",
-                "addresses": {"dmz": "198.18.2.10", "paas": "10.64.0.10"}},
+                "addresses": {"dmz": "198.18.2.10", "paas": "10.64.0.10"},
+                "link": {"delay_ms": 120, "rate_kbit": 2000}},
         "dea1": {"role": "dea", "ansible_role": "paas", "tier": "paas",
                  "container": "edge-lab-dea1", "container_id": "def",
                  "addresses": {"paas": "10.64.0.31"}},
@@ -32,6 +33,12 @@ def test_hosts_are_reached_through_the_docker_engine() -> None:
     assert hostvars["lb1"]["ansible_host"] == "edge-lab-lb1"
     assert hostvars["dea1"]["edge_ansible_role"] == "paas"
     assert hostvars["lb1"]["edge_addresses"]["dmz"] == "198.18.2.10"
+
+
+def test_link_shaping_reaches_the_host_variables() -> None:
+    hostvars = inventory_from_outputs(OUTPUTS)["_meta"]["hostvars"]
+    assert hostvars["lb1"]["edge_link"] == {"delay_ms": 120, "rate_kbit": 2000}
+    assert hostvars["dea1"]["edge_link"] is None   # unshaped, or a stack older than `link`
 
 
 def test_lab_wide_facts_are_in_all() -> None:

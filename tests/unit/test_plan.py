@@ -30,9 +30,20 @@ def test_slot_zero_keeps_written_addresses(topology) -> None:
     assert plan.volumes == {"controller-data": "edge-lab-controller-data"}
 
 
+def test_secondary_border_is_planned_but_carries_no_static_route(topology) -> None:
+    plan = stack_plan(topology, "lab", 0)
+    border2 = plan.nodes["border2"]
+    assert {n: str(a) for n, a in border2.addresses.items()} == {"internet": "198.18.0.2",
+                                                                 "transit": "198.18.1.3"}
+    assert (border2.link.delay_ms, border2.link.rate_kbit) == (40, 2000)
+    assert plan.nodes["border"].link is None
+    assert plan.nodes["firewall"].routes == ("198.18.0.0/24 via 198.18.1.1",)
+
+
 def test_routers_forward_and_others_do_not(topology) -> None:
     plan = stack_plan(topology, "lab", 0)
     assert plan.nodes["border"].sysctls["net.ipv4.ip_forward"] == "1"
+    assert plan.nodes["border2"].sysctls["net.ipv4.ip_forward"] == "1"
     assert plan.nodes["lb1"].sysctls["net.ipv4.ip_forward"] == "0"
     assert "SYS_ADMIN" in plan.nodes["firewall"].capabilities
     assert "SYS_ADMIN" not in plan.nodes["client"].capabilities

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.topology import TopologyError, load_topology
+from edge.topology import Link, TopologyError, load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "topology" / "reference.yaml"
@@ -29,12 +29,28 @@ def last_line_of(path: Path, needle: str) -> int:
 def test_reference_topology_loads() -> None:
     topo = load_topology(REFERENCE)
     assert set(topo.networks) == {"internet", "transit", "dmz", "paas"}
-    assert set(topo.nodes) == {"client", "resolver", "border", "firewall", "lb1", "lb2", "ns1",
-                               "ns2", "controller", "dea1", "dea2", "inside"}
+    assert set(topo.nodes) == {"client", "resolver", "border", "border2", "firewall", "lb1", "lb2",
+                               "ns1", "ns2", "controller", "dea1", "dea2", "inside"}
     assert topo.zone.endswith(".test")
     assert topo.nodes["controller"].volumes == {"controller-data": "/var/lib/paas"}
     assert topo.nodes["client"].routes[0].via == "border"
     assert topo.slots == {"lab": 0, "staging": 1}
+
+
+def test_reference_topology_has_a_slow_secondary_border() -> None:
+    topo = load_topology(REFERENCE)
+    assert topo.nodes["border2"].role == "border"
+    assert topo.nodes["border2"].link == Link(delay_ms=40, rate_kbit=2000)
+    assert all(node.link is None for name, node in topo.nodes.items() if name != "border2")
+    # The primary path stays the first border's: no static route goes through border2.
+    assert {route.via for node in topo.nodes.values() for route in node.routes} == {
+        "border", "firewall"}
+
+
+@pytest.mark.parametrize("rate,kbit", [("500kbit", 500), ("2mbit", 2000), ("1gbit", 1_000_000)])
+def test_link_rate_units(tmp_path: Path, rate: str, kbit: int) -> None:
+    path = write_variant(tmp_path, "rate: 2mbit}", f"rate: {rate}}}")
+    assert load_topology(path).nodes["border2"].link == Link(40, kbit)
 
 
 @pytest.mark.parametrize("old,new,field,needle,words", [
@@ -56,6 +72,22 @@ def test_reference_topology_loads() -> None:
      "198.18.2.300", "not an IPv4 address"),
     ("routes: [{to: [internet], via: border}]", "routes: [{to: [internet], via: client}]",
      "nodes.firewall.routes[0].via", "via: client", "shares no network"),
+
+    # link shaping (nodes.*.link)
+    ("link: {delay_ms: 40, rate: 2mbit}", "link: {delay_ms: 120, rate: 2mbps}",
+     "nodes.border2.link.rate", "2mbps", "'2mbps' is not a rate"),
+    ("link: {delay_ms: 40, rate: 2mbit}", "link: {delay_ms: -5, rate: 2mbit}",
+     "nodes.border2.link.delay_ms", "delay_ms: -5", "'-5' is not a delay in milliseconds"),
+    ("link: {delay_ms: 40, rate: 2mbit}", "link: {delay_ms: 1.5, rate: 2mbit}",
+     "nodes.border2.link.delay_ms", "delay_ms: 1.5", "'1.5' is not a delay in milliseconds"),
+    ("link: {delay_ms: 40, rate: 2mbit}", "link: {delay_ms: 120, jitter_ms: 5}",
+     "nodes.border2.link.jitter_ms", "jitter_ms", "unknown link setting"),
+    ("link: {delay_ms: 40, rate: 2mbit}", "link: {delay_ms: 0}",
+     "nodes.border2.link", "delay_ms: 0", "shapes nothing"),
+    ("link: {delay_ms: 40, rate: 2mbit}", "link: 120ms",
+     "nodes.border2.link", "link: 120ms", "expected a mapping"),
+    ("    dns: [resolver]\n", "    dns: [resolver]\n    link: {delay_ms: 5}\n",
+     "nodes.client.link", "link: {delay_ms: 5}", "role 'vantage' does not forward packets"),
 ])
 def test_bad_topology_gives_one_clear_error(tmp_path: Path, old: str, new: str, field: str,
                                             needle: str, words: str) -> None:

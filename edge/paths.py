@@ -1,0 +1,90 @@
+"""Shift the outside traffic onto a secondary border path, and back.
+
+In April 2011 AWS shifted traffic off its primary network onto a low-capacity secondary one, which
+could not carry it. The lab replays that: the topology's static routes send the internet side
+through the primary `border`; `shift` sends every route that goes through a router of the same
+role through another one (border2, whose links are shaped) instead, and `restore` puts the
+topology's routes back. Both act on the running containers only (`ip route replace`, nothing is
+re-created), so the BGP state and every daemon stay as they are; a container restarted while
+shifted comes back on the topology's routes (edge-init installs them).
+
+Everything comes from the stack outputs (`edge.stack.outputs`): each node's addresses, and its
+static routes as the topology declared them, already moved to the stack's slot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+
+
+class PathError(ValueError):
+    """A shift that cannot be made; the message says why."""
+
+
+def _gateways(outputs: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """address -> (node, network) for every address of the stack."""
+    return {address: (name, network) for name, node in outputs["nodes"].items()
+            for network, address in node["addresses"].items()}
+
+
+def topology_routes(outputs: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """node -> [(prefix, gateway)]: the static routes the topology gives each node."""
+    routes = {}
+    for name, node in outputs["nodes"].items():
+        parsed = [tuple(route.split(" via ")) for route in node.get("routes") or []]
+        if parsed:
+            routes[name] = parsed
+    return routes
+
+
+def shifted_routes(outputs: dict[str, Any], to: str) -> dict[str, list[tuple[str, str]]]:
+    """node -> [(prefix, gateway)]: the routes that go through another router of `to`'s role,
+    now through `to`, at its address on the same network."""
+    nodes = outputs["nodes"]
+    if to not in nodes:
+        raise PathError(f"no node '{to}' in stack '{outputs.get('stack')}'")
+    role = nodes[to]["role"]
+    owners = _gateways(outputs)
+    moved: dict[str, list[tuple[str, str]]] = {}
+    for name, routes in topology_routes(outputs).items():
+        for prefix, gateway in routes:
+            via, network = owners[gateway]
+            if via == to or nodes[via]["role"] != role:
+                continue
+            if network not in nodes[to]["addresses"]:
+                raise PathError(f"{name} reaches {prefix} through {via} on {network}, where "
+                                f"{to} has no address")
+            moved.setdefault(name, []).append((prefix, nodes[to]["addresses"][network]))
+    if not moved:
+        raise PathError(f"no static route goes through another '{role}' node than {to}")
+    return moved
+
+
+def _replace(outputs: dict[str, Any], routes: dict[str, list[tuple[str, str]]],
+             client: docker.DockerClient) -> None:
+    for name, entries in sorted(routes.items()):
+        box = client.containers.get(outputs["nodes"][name]["container"])
+        for prefix, gateway in entries:
+            code, out = box.exec_run(["ip", "route", "replace", prefix, "via", gateway])
+            if code != 0:
+                raise RuntimeError(f"{name}: ip route replace {prefix} via {gateway}: "
+                                   f"{out.decode(errors='replace').strip()}")
+
+
+def shift(outputs: dict[str, Any], to: str = "border2") -> None:
+    """Send the traffic that takes a router of `to`'s role through `to` instead."""
+    _replace(outputs, shifted_routes(outputs, to), docker.from_env())
+
+
+def restore(outputs: dict[str, Any]) -> None:
+    """Put back every node's static routes exactly as the topology declares them.
+
+    A stopped container is left alone: edge-init installs the topology's routes when it starts.
+    """
+    client = docker.from_env()
+    running = {box.name for box in client.containers.list()}
+    routes = {name: entries for name, entries in topology_routes(outputs).items()
+              if outputs["nodes"][name]["container"] in running}
+    _replace(outputs, routes, client)
