@@ -25,3 +25,5 @@ status:
 bench: setup
 	@$(PY) bench/lab_lifecycle.py
 	@$(PY) bench/edge_up.py
+	@$(PY) bench/change_gate.py
+	@$(PY) bench/watch.py

@@ -7,6 +7,10 @@
 
 A change's digest covers what it does (vars and stop), not its description, so an apply can
 check that the preview it relies on was made for exactly this change.
+
+The other kind of change is the working tree itself: edited roles, templates, variables or
+topology, against the revision last applied to the live stack (`working_tree_change`). Its
+digest is the Git tree of the desired-state files, so any further edit needs a new preview.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.datafile import load_checked
+from edge.revision import Revision, changed_paths, worktree_tree
 
 EXPECTATIONS = ("safe", "unsafe")
 
@@ -35,11 +40,30 @@ class Change:
     vars: dict[str, Any] = field(default_factory=dict)
     stop: tuple[str, ...] = ()
     expect: str | None = None
+    tree: str | None = None        # a working-tree change: the desired-state tree it brings
 
     @property
     def digest(self) -> str:
-        body = json.dumps({"vars": self.vars, "stop": sorted(self.stop)}, sort_keys=True)
+        body = json.dumps({"vars": self.vars, "stop": sorted(self.stop), "tree": self.tree},
+                          sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def on(self, live: Revision) -> Revision:
+        """The revision the live stack runs once this change is applied on top of `live`."""
+        return Revision(self.tree or live.tree, {**live.vars, **self.vars},
+                        tuple(sorted(set(live.stop) | set(self.stop))))
+
+
+def working_tree_change(live: Revision) -> Change:
+    """The working tree's edits to the desired state, against the revision `live` runs."""
+    tree = worktree_tree()
+    files = changed_paths(live.tree, tree)
+    if not files:
+        raise ChangeError("the working tree's desired state (roles, inventory, site.yml, "
+                          f"topology) is the one the live stack runs (tree {tree[:12]}): "
+                          "nothing to preview. Edit a role or variable, or give a change file.")
+    shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    return Change(Path("."), f"working tree: {shown}", tree=tree)
 
 
 def load_change(path: Path | str, nodes: set[str] | None = None) -> Change:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -11,14 +12,20 @@ import docker.errors
 
 from pathlib import Path
 
-from edge import cleanup, configure, stack
-from edge.change import ChangeError, load_change
+from edge import cleanup, configure, faults, rollout, stack
+from edge.change import Change, ChangeError, load_change, working_tree_change
 from edge.contract import ContractError, expand, load_contract
+from edge.gate import record_preview, run_apply
 from edge.plan import LABEL_STACK
 from edge.preview import run_preview
+from edge.replay import ReplayError, load_catalog, run_replay, write_report
+from edge.revision import (Revision, RevisionError, load_live, save_live, stack_dir,
+                           worktree_tree)
+from edge.watch import Thresholds, Watcher, json_sink, status_line, terminal_sink, webhook_sink
 from edge.preview_report import preview_table, write_reports
 from edge.probes import Result, results_table, settle
 from edge.table import text_table
+from edge.timeline import timeline_text
 
 # After a converge, how long failing flows may take to recover (BGP, health checks) before they
 # count as failures.
@@ -63,8 +70,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         return value
 
     stack.select_stack(args.stack, config={"slot": str(args.slot)} if args.slot is not None else {})
-    stage("pulumi up", stack.up, args.stack)
-    result = stage("converge", configure.converge, args.stack)
+    # The working tree's desired state, with the variables of changes applied since (edge apply).
+    applied = load_live(stack.STATE, args.stack) or Revision("")
+    revision = Revision(worktree_tree(), applied.vars, applied.stop)
+    backend = stack.Backend()
+    stage("pulumi up", rollout.infrastructure, args.stack, revision, backend, stream=True)
+    result = stage("converge", rollout.configuration, args.stack, revision, backend,
+                   progress=configure.to_stderr)
+    if result.ok:
+        save_live(stack.STATE, args.stack, revision, "up")
     print(configure.converge_table(result))
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
@@ -117,20 +131,156 @@ def cmd_converge(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def cmd_preview(args: argparse.Namespace) -> int:
-    """Try a change on the staging stack; exit 0 SAFE, 1 UNSAFE, 2 ERROR."""
+def _change(args: argparse.Namespace) -> Change:
+    """The change a command is about: a change file, or the working tree's edits."""
     nodes = set(stack.outputs(args.stack).get("nodes") or {})
     if not nodes:
-        print(f"edge: stack '{args.stack}' is not up: nothing to preview against (make up)",
-              file=sys.stderr)
-        return 2
-    change = load_change(args.change, nodes)
+        raise ChangeError(f"stack '{args.stack}' is not up: nothing to change (make up)")
+    if args.change:
+        return load_change(args.change, nodes)
+    live = load_live(stack.STATE, args.stack)
+    if live is None:
+        raise ChangeError(f"stack '{args.stack}' has no recorded revision: `edge up` first")
+    return working_tree_change(live)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Try a change on the staging stack; exit 0 SAFE, 1 UNSAFE, 2 ERROR."""
+    change = _change(args)
     result = run_preview(change, args.stack, args.staging, Path(args.contract))
     print(preview_table(result))
     out = Path(args.out or stack.ROOT / "report" / f"preview-{change.digest}")
     for path in write_reports(result, out):
         print(f"  {path}")
+    record_preview(stack.STATE, result, out)
     return result.exit_code
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Apply a previewed change to the live stack under the watchdog; 0 applied, 1 rolled
+    back, 2 refused or failed."""
+    change = _change(args)
+    result = run_apply(change, args.stack, load_contract(args.contract), force=args.force,
+                       sinks=[terminal_sink(sys.stderr)])
+    for reason in result.reasons:
+        print(f"  - {reason}", file=sys.stderr)
+    figures = {"apply": result.apply_s, "apply+verify": result.verified_s,
+               "time-to-detect": result.detect_s, "time-to-restore": result.restore_s}
+    said = ", ".join(f"{k} {v:.1f}s" for k, v in figures.items() if v is not None)
+    print(f"{result.outcome.upper()}{' (forced)' if result.forced else ''}: change "
+          f"{change.digest} on '{args.stack}'"
+          + (f", now at revision {result.revision}" if result.revision else "")
+          + (f"; {said}" if said else ""))
+    return result.exit_code
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Probe the must-work flows continuously; alarms to the terminal, a JSON log, a webhook."""
+    contract = load_contract(args.contract)
+    outputs = stack.outputs(args.stack)
+    if not outputs:
+        raise ChangeError(f"stack '{args.stack}' is not up: nothing to watch (make up)")
+    sinks = [terminal_sink()] + ([json_sink(args.log)] if args.log else []) \
+        + ([webhook_sink(args.webhook)] if args.webhook else [])
+    watcher = Watcher(expand(contract, outputs), contract,
+                      Thresholds(args.interval, args.window, args.down), sinks)
+    print(f"watching {len(watcher.flows)} must-work flows of '{args.stack}' every "
+          f"{args.interval * 1000:.0f} ms (down: {args.down} of {args.window} failed); Ctrl-C "
+          "stops", file=sys.stderr)
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    with watcher:
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(1.0)
+                if sys.stderr.isatty():
+                    print("\r" + status_line(watcher), end="", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            pass
+    raised = sum(e.kind == "alarm" for e in watcher.events)
+    print(f"\n{len(watcher.samples)} probes, {raised} alarms raised", file=sys.stderr)
+    return 1 if raised else 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay an incident of the catalog; 0 when the watcher raised the expected alarm in time
+    and the lab came back green, 1 otherwise."""
+    catalog = load_catalog(args.catalog)
+    if args.incident is None:
+        rows = [("INCIDENT", "FAULTS", "EXPECTED")]
+        rows += [(i.name, ", ".join(map(str, i.steps)),
+                  f"{i.expect_class} ({i.expect_service}) <= {i.within_s:g}s")
+                 for i in catalog.values()]
+        print(text_table(rows))
+        return 0
+    if args.incident not in catalog:
+        raise ReplayError(f"{args.catalog}: no incident '{args.incident}'. Known: "
+                          f"{', '.join(catalog)} (edge replay lists them).")
+    incident = catalog[args.incident]
+    if args.hold is not None:
+        incident = dataclasses.replace(incident, hold_s=args.hold)
+    outputs = stack.outputs(args.stack)
+    if not outputs:
+        raise ReplayError(f"stack '{args.stack}' is not up: nothing to replay on (make up)")
+    result = run_replay(incident, outputs, load_contract(args.contract),
+                        restore=not args.no_restore, state_dir=stack_dir(stack.STATE, args.stack))
+    print(timeline_text(result.events, result.samples))
+    print(f"\n{'PASS' if result.ok else 'FAIL'}: {incident.name}: detected "
+          f"{result.detected or 'nothing'}"
+          + (f" in {result.detect_s:.2f}s" if result.detect_s is not None else "")
+          + (f"; recovered in {result.recover_s:.2f}s" if result.recover_s is not None else ""))
+    for problem in result.problems:
+        print(f"  - {problem}")
+    out = Path(args.out or stack.ROOT / "report" / f"replay-{incident.name}")
+    for path in write_report(result, out):
+        print(f"  {path}")
+    return 0 if result.ok else 1
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    """Break the stack for real (recorded until cleared), list what is broken, or undo it all;
+    `clear` then converges the stack to its revision and verifies it green."""
+    outputs = stack.outputs(args.stack)
+    state_dir = stack_dir(stack.STATE, args.stack)
+    if args.action == "inject":
+        options = {"network": args.network, "delay_ms": args.delay_ms,
+                   "loss_pct": args.loss_pct, "rate": args.rate, "mode": args.mode}
+        fault = faults.inject(args.kind, args.node, outputs, options)
+        faults.record(state_dir, fault)
+        print(f"injected: {fault}  (undo: edge fault clear --stack {args.stack})")
+        return 0
+    if args.action == "list":
+        print("\n".join(str(fault) for fault in faults.active(state_dir)) or "no active fault")
+        return 0
+    undone = faults.clear(state_dir, outputs)
+    print("\n".join(f"undone: {fault}" for fault in undone) or "no active fault")
+    live = load_live(stack.STATE, args.stack) or Revision(worktree_tree())
+    result = rollout.configuration(args.stack, live, stack.Backend())
+    failing = sum(not r.ok for r in verify(outputs, args.contract, SETTLE_S))
+    print(f"stack '{args.stack}': converge {'ok' if result.ok else 'FAILED'}, "
+          f"{failing} contract flows failing")
+    return 0 if result.ok and not failing else 1
+
+
+def add_fault_command(sub: argparse._SubParsersAction) -> None:
+    """`edge fault inject KIND NODE [options] | list | clear`, each with --stack."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--stack", default="lab", help="stack name (default: lab)")
+    fault = sub.add_parser("fault", help="inject real faults on a stack, list or undo them")
+    fault.set_defaults(func=cmd_fault)
+    actions = fault.add_subparsers(dest="action", required=True)
+    inject = actions.add_parser("inject", parents=[common],
+                                help="break something; recorded until `edge fault clear`")
+    inject.add_argument("kind", choices=list(faults.KINDS))
+    inject.add_argument("node", help="a node of the stack, e.g. lb1")
+    inject.add_argument("--network", help="disconnect, netem: which of the node's networks")
+    inject.add_argument("--delay-ms", type=float, help="netem: delay added to what it sends")
+    inject.add_argument("--loss-pct", type=float, help="netem: share of frames dropped")
+    inject.add_argument("--rate", help="netem: rate limit, e.g. 1mbit")
+    inject.add_argument("--mode", choices=faults.STORAGE_MODES, help="storage: gone or readonly")
+    actions.add_parser("list", parents=[common], help="the stack's active faults, oldest first")
+    clear = actions.add_parser("clear", parents=[common], help="undo every active fault (newest "
+                               "first), converge, verify green")
+    clear.add_argument("--contract", default=str(stack.ROOT / "contract.yaml"))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -140,6 +290,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     states = node_states(outputs)
     print(summary_table(outputs, states))
+    live = load_live(stack.STATE, args.stack)
+    print(f"revision: {live.id if live else 'none recorded (edge up)'}"
+          + (f" (tree {live.tree[:12]}, {len(live.vars)} applied variables, stopped: "
+             f"{', '.join(live.stop) or 'none'})" if live else ""))
+    active = faults.active(stack_dir(stack.STATE, args.stack))
+    print(f"active faults: {', '.join(map(str, active)) or 'none'}")
     return 0 if all(s == "running" for s in states.values()) else 1
 
 
@@ -168,17 +324,39 @@ def parser() -> argparse.ArgumentParser:
                              ("converge", cmd_converge, "run the Ansible roles on the lab"),
                              ("verify", cmd_verify, "probe the contract's flows from inside"),
                              ("preview", cmd_preview, "try a change on the staging stack"),
+                             ("apply", cmd_apply, "apply a previewed change under the watchdog"),
+                             ("watch", cmd_watch, "probe continuously, raise alarms"),
+                             ("replay", cmd_replay, "replay an incident of replays.yaml"),
                              ("status", cmd_status, "print the lab's nodes and their state"),
                              ("down", cmd_down, "destroy the lab (pulumi destroy)")):
         commands[name] = cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--stack", default="lab", help="stack name (default: lab)")
         cmd.set_defaults(func=func)
     commands["up"].add_argument("--slot", type=int, help="address slot of a new stack")
-    commands["preview"].add_argument("change", help="a change file (see changes/examples/)")
+    for name in ("preview", "apply"):
+        commands[name].add_argument("change", nargs="?", help="a change file (see "
+                                    "changes/examples/); none: the working tree's edits")
+    commands["apply"].add_argument("--force", action="store_true", help="emergency: apply "
+                                   "without a SAFE preview (still watched, recorded as forced)")
+    replay = commands["replay"]
+    replay.add_argument("incident", nargs="?", help="an incident of the catalog (none: list them)")
+    replay.add_argument("--catalog", default=str(stack.ROOT / "replays.yaml"))
+    replay.add_argument("--hold", type=float, help="seconds the faults stay before the "
+                        "automatic restore (default: the incident's hold_s)")
+    replay.add_argument("--no-restore", action="store_true",
+                        help="leave the faults in place (edge fault clear undoes them)")
+    replay.add_argument("--out", help="report folder (default: report/replay-INCIDENT)")
+    watch = commands["watch"]
+    watch.add_argument("--interval", type=float, default=0.2, help="seconds between probes")
+    watch.add_argument("--window", type=int, default=3, help="M: samples judged per flow")
+    watch.add_argument("--down", type=int, default=2, help="N: failed samples that make it down")
+    watch.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    watch.add_argument("--log", help="append every event as a JSON line to this file")
+    watch.add_argument("--webhook", help="POST alarms and clears as JSON to this URL")
     commands["preview"].add_argument("--staging", default="staging",
                                      help="the stack the change is tried on (default: staging)")
     commands["preview"].add_argument("--out", help="report folder (default: report/preview-DIGEST)")
-    for name in ("up", "verify", "preview"):
+    for name in ("up", "verify", "preview", "apply", "watch", "replay"):
         commands[name].add_argument("--contract", default=str(stack.ROOT / "contract.yaml"),
                                     help="the connectivity contract (default: contract.yaml)")
     commands["converge"].add_argument("--check", action="store_true",
@@ -188,6 +366,7 @@ def parser() -> argparse.ArgumentParser:
     group.add_argument("--stack", help="every object of this stack")
     group.add_argument("--purpose", help="every object of this purpose (e.g. test)")
     clean.set_defaults(func=cmd_clean)
+    add_fault_command(sub)
     return top
 
 
@@ -195,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (stack.PulumiError, ContractError, ChangeError) as err:
+    except (stack.PulumiError, ContractError, ChangeError, RevisionError, ReplayError,
+            faults.FaultError) as err:
         print(f"edge: {err}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,9 @@ class ConvergeResult:
     hosts: dict[str, HostResult]
     errors: list[str] = field(default_factory=list)
     diffs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Hosts a task changed, or had a task under way when the run was cancelled: what a rollback
+    # of this run has to converge back.
+    touched: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -55,22 +59,36 @@ class ConvergeResult:
         return sum(h.changed for h in self.hosts.values())
 
 
-def _stderr(line: str) -> None:
+def to_stderr(line: str) -> None:
+    """The default progress sink of long operations: a line on stderr, at once."""
     print(line, file=sys.stderr, flush=True)
 
 
 def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | None = None,
-             extra_vars: dict[str, Any] | None = None, progress: Progress | None = _stderr,
-             ) -> ConvergeResult:
-    """Run site.yml on every host of `stack` (in check+diff mode if `check`)."""
+             extra_vars: dict[str, Any] | None = None, progress: Progress | None = to_stderr,
+             tree: Path = ROOT, cancel: threading.Event | None = None) -> ConvergeResult:
+    """Run site.yml on every host of `stack` (in check+diff mode if `check`).
+
+    `tree` holds the desired state to converge to (roles, inventory, site.yml): the checkout, or
+    an earlier revision's files (edge/revision.py). The tool's own settings (ansible.cfg, the
+    edge package) always come from the checkout. Setting `cancel` stops the run between tasks.
+    """
     errors: list[str] = []
     diffs: dict[str, list[dict[str, Any]]] = {}
+    touched: set[str] = set()
+    underway: dict[str, str] = {}
 
     def on_event(event: dict[str, Any]) -> bool:
         data = event.get("event_data", {})
         host, task = data.get("host"), data.get("task", "")
         kind = event.get("event", "")
         result = data.get("res", {})
+        if host and kind == "runner_on_start":
+            underway[host] = task
+        elif host and kind.startswith("runner_on_"):
+            underway.pop(host, None)
+            if result.get("changed"):
+                touched.add(host)
         if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             said = [str(result.get(k, "")).strip() for k in ("msg", "reason", "stderr")]
             message = ": ".join(part for part in said if part)
@@ -90,11 +108,12 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
     with tempfile.TemporaryDirectory(prefix="edge-runner-") as private:
         runner = ansible_runner.run(
             private_data_dir=private,
-            project_dir=str(ROOT),
-            playbook=str(ROOT / "site.yml"),
-            inventory=str(ROOT / "inventory" / "edge_stack.py"),
+            project_dir=str(tree),
+            playbook=str(tree / "site.yml"),
+            inventory=str(tree / "inventory" / "edge_stack.py"),
             envvars={"EDGE_STACK": stack, "EDGE_STATE": str(state),
                      "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+                     "PYTHONPATH": str(ROOT),
                      # The venv's ansible-playbook, whether or not the venv is on PATH.
                      "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
             extravars=extra_vars or {},
@@ -102,6 +121,7 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
             limit=limit,
             quiet=True,
             event_handler=on_event,
+            cancel_callback=(lambda: cancel.is_set()) if cancel else None,
         )
         stats = runner.stats or {}
         if runner.status != "successful" and not errors:   # failed before any task ran
@@ -112,7 +132,8 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
                       ("dark", "unreachable")):
         for host, count in (stats.get(key) or {}).items():
             setattr(hosts.setdefault(host, HostResult()), attr, count)
-    return ConvergeResult(runner.status, round(time.monotonic() - started, 2), hosts, errors, diffs)
+    return ConvergeResult(runner.status, round(time.monotonic() - started, 2), hosts, errors, diffs,
+                          touched | set(underway))
 
 
 def converge_table(result: ConvergeResult) -> str:

@@ -34,6 +34,7 @@ class Flow:
     params: dict[str, Any]
     expect: dict[str, Any] = field(default_factory=dict)
     target: str = ""     # the node the flow is about (server or destination)
+    service: str = ""    # what users lose when it fails (dns, api, apps); "" for must-block flows
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class Contract:
     timeout_s: float
     block_timeout_s: float
     rules: tuple[Mapping, ...]
+    watch_timeout_s: float = 0.5
+    latency_objective_ms: float = 100.0
+    inside: tuple[str, ...] = ("inside",)
 
 
 def load_contract(path: Path | str) -> Contract:
@@ -79,8 +83,17 @@ def load_contract(path: Path | str) -> Contract:
         if not isinstance(rule.get("from"), str):
             r.fail(rule, f"{where}.from", "missing vantage node",
                    "Name the node to probe from, e.g. `from: client`.", "name")
+        if "service" in rule and (rule["must"] != "work" or not isinstance(rule["service"], str)):
+            r.fail(rule, f"{where}.service", "a service names what a must-work flow serves",
+                   "Write e.g. `service: api` on must-work flows only.", "service")
+    inside = defaults.get("inside", ["inside"])
+    if not isinstance(inside, list) or not all(isinstance(n, str) for n in inside):
+        r.fail(defaults, "defaults.inside", "expected a list of vantage node names",
+               "Write e.g. `inside: [inside]`.", "inside")
     return Contract(path, float(defaults.get("timeout_s", 2.0)),
-                    float(defaults.get("block_timeout_s", 1.0)), tuple(doc["flows"]))
+                    float(defaults.get("block_timeout_s", 1.0)), tuple(doc["flows"]),
+                    float(defaults.get("watch_timeout_s", 0.5)),
+                    float(defaults.get("latency_objective_ms", 100.0)), tuple(inside))
 
 
 def _target(r: Reader, spec: Mapping, key: str, field_: str) -> None:
@@ -122,7 +135,8 @@ def expand(contract: Contract, outputs: dict[str, Any]) -> list[Flow]:
             params = {k: v.format(zone=zone) if isinstance(v, str) else v
                       for k, v in spec.items()}
             params |= {"server" if kind == "dns" else "address": address, "timeout": timeout}
+            service = rule.get("service", rule["name"]) if rule["must"] == "work" else ""
             flows.append(Flow(f"{rule['name']}@{node}", rule["name"], vantage,
                               outputs["nodes"][vantage]["container"], kind, rule["must"],
-                              params, expect, node))
+                              params, expect, node, service))
     return flows

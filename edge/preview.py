@@ -1,10 +1,10 @@
 """Staged change previews: try a change on a staged copy of the edge and judge it by the contract.
 
-1. Static: `ansible-playbook --check --diff` of the change against the live stack (what would
-   change, per host); nothing is written anywhere.
-2. Staged: the staging stack (same topology, its own slot) is brought to the live revision, the
-   contract is measured (baseline), the change is applied to staging, the contract is measured
-   again.
+1. Static: `pulumi preview --diff` (infrastructure) and `ansible-playbook --check --diff`
+   (configuration, per host) of the change against the live stack; nothing is written there.
+2. Staged: meanwhile the staging stack (same topology, its own slot) is brought to the live
+   revision; the contract is measured (baseline); the change is applied to staging (only on the
+   hosts the static stage says change); the contract is measured again.
 3. Differential: every flow whose verdict changed. A must-work flow that broke is an outage, or
    lost redundancy while another flow of the same contract entry still works; a must-block flow
    that opened is a security regression.
@@ -16,18 +16,24 @@ The live stack is only read (check mode); every write goes to the staging stack.
 from __future__ import annotations
 
 import hashlib
-import sys
+import json
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import docker
+import yaml
 
-from edge import configure, stack
+from edge import rollout, scope, stack
 from edge.change import Change
+from edge.configure import ConvergeResult, Progress, to_stderr
+from edge.plan import PROJECT
+from edge.revision import Revision, changed_paths, load_live, materialize, stack_dir
 from edge.contract import expand, load_contract
 from edge.diagnose import where_it_dies
+from edge.policy import allow_rules, opened
 from edge.probes import Result, settle
 
 SAFE, UNSAFE, ERROR = "SAFE", "UNSAFE", "ERROR"
@@ -37,7 +43,6 @@ AFTER_GRACE_S = 2.0
 AFTER_SETTLE_S = 10.0
 BASELINE_SETTLE_S = 20.0
 
-Progress = Callable[[str], None]
 # What a node's configuration is, for "the live lab is untouched": its config files, ruleset,
 # routes and which supervised programs run.
 DIGEST_SCRIPT = (
@@ -85,6 +90,10 @@ class Preview:
     verdict: str = ERROR
     reasons: list[str] = field(default_factory=list)
     static_diffs: dict[str, int] = field(default_factory=dict)   # host -> files/tasks changed
+    infra_steps: list[str] = field(default_factory=list)          # pulumi preview: op resource
+    scope: list[str] | None = None      # the hosts the change can touch (None: every host)
+    policy: list[str] = field(default_factory=list)   # must-block flows the firewall would accept
+    live_revision: str = ""
     live_digest: str = ""
     topology: dict = field(default_factory=dict)    # the staging stack's outputs, for drawing
     deltas: list[FlowDelta] = field(default_factory=list)
@@ -132,9 +141,11 @@ def compare(baseline: list[Result], after: list[Result]) -> list[FlowDelta]:
     return deltas
 
 
-def judge(deltas: list[FlowDelta], converge_errors: list[str]) -> tuple[str, list[str]]:
-    """SAFE or UNSAFE, and why (pure)."""
+def judge(deltas: list[FlowDelta], converge_errors: list[str],
+          policy: list[str] = ()) -> tuple[str, list[str]]:
+    """SAFE or UNSAFE, and why (pure). `policy`: must-block flows the firewall's rules accept."""
     reasons = [f"the change does not apply: {e}" for e in converge_errors]
+    reasons += [f"SECURITY REGRESSION (firewall policy): {p}" for p in policy]
     words = {"outage": "OUTAGE: outside users lose", "redundancy-lost": "REDUNDANCY LOST:",
              "security-regression": "SECURITY REGRESSION: now open:"}
     reasons += [f"{words[d.kind]} {d.flow} ({d.before} -> {d.after})"
@@ -142,25 +153,88 @@ def judge(deltas: list[FlowDelta], converge_errors: list[str]) -> tuple[str, lis
     return (UNSAFE if reasons else SAFE), reasons
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def infra_preview(live: str, target: Revision, backend: stack.Backend) -> list[str]:
+    """`pulumi preview --diff` of the live stack at the target revision's topology and stopped
+    nodes, through a copy of its config file (the live stack's own config is not touched)."""
+    tree = materialize(target.tree, backend.state)
+    config = {"encryptionsalt": stack.salt(live),
+              "config": {f"{PROJECT}:{k}": v for k, v in (stack.stack_config(live) | {
+                  "topology": rollout.topology_path(tree, live),
+                  "stopped": sorted(target.stop)}).items()}}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+        yaml.safe_dump(config, file)
+        file.flush()
+        out = stack.pulumi(["preview", "--diff", "--json", "--stack", live,
+                            "--config-file", file.name], backend).stdout
+    steps = json.loads(out).get("steps") or []
+    return [f"{step['op']} {step['urn'].split('::')[-1]}" for step in steps
+            if step.get("op") != "same"]
 
 
-def _set_stopped(name: str, nodes: tuple[str, ...], backend: stack.Backend) -> None:
-    stack.pulumi(["config", "rm", "stopped", "--stack", name], backend, check=False)
-    for i, node in enumerate(nodes):
-        stack.pulumi(["config", "set", "--path", f"stopped[{i}]", node, "--stack", name], backend)
+def static_stage(live: str, target: Revision, backend: stack.Backend,
+                 hosts: list[str] | None = None) -> tuple[list[str], ConvergeResult]:
+    """What the target revision would change on the live stack, written nowhere: Pulumi's
+    resource steps and Ansible's check-mode result on `hosts` (None: all), both at once."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        infra = pool.submit(infra_preview, live, target, backend)
+        check = rollout.configuration(live, target, backend, hosts=hosts, check=True)
+        return infra.result(), check
 
 
-def _limit(stopped: tuple[str, ...]) -> str | None:
-    return ":".join(["all"] + [f"!{n}" for n in stopped]) if stopped else None
+def change_scope(change: Change, live: Revision, outputs: dict, backend: stack.Backend
+                 ) -> list[str] | None:
+    """The live stack's hosts the change can touch (edge/scope.py); None: all of them."""
+    target = change.on(live)
+    return scope.hosts(change, changed_paths(live.tree, target.tree), outputs,
+                       materialize(target.tree, backend.state) / "roles")
+
+
+def _staging_baseline(staging: str, live: Revision, backend: stack.Backend) -> ConvergeResult:
+    """Bring staging to the live revision. Staging's record says which revision it runs and
+    which hosts the last preview changed on top of which base: when it already runs the live
+    revision (that change was applied since) nothing is converged; when the last preview was of
+    this same live revision, only the hosts it changed are converged back."""
+    record = stack_dir(backend.state, staging) / "staging.json"
+    last = json.loads(record.read_text()) if record.exists() else {}
+    rollout.infrastructure(staging, live, backend)
+    if last.get("at") == live.id:
+        hosts: list[str] | None = []
+    else:
+        hosts = last.get("hosts") if last.get("base") == live.id else None
+    result = rollout.configuration(staging, live, backend, hosts=hosts)
+    record.write_text(json.dumps({"at": live.id if result.ok else "", "base": live.id,
+                                  "hosts": []}))
+    return result
+
+
+def _staging_change(staging: str, live: Revision, target: Revision, backend: stack.Backend,
+                    hosts: list[str]) -> ConvergeResult:
+    """Apply the change on staging, converging only the hosts the static stage says change."""
+    record = stack_dir(backend.state, staging) / "staging.json"
+    touched = sorted(set(hosts) | set(target.stop) | set(live.stop))
+    record.write_text(json.dumps({"at": "", "base": live.id, "hosts": touched}))
+    if target.stop != live.stop or target.tree != live.tree:
+        rollout.infrastructure(staging, target, backend)
+    if target.tree != live.tree:
+        hosts = None          # the topology may have changed too: converge everything
+    result = rollout.configuration(staging, target, backend, hosts=hosts)
+    if result.ok:
+        record.write_text(json.dumps({"at": target.id, "base": live.id, "hosts": touched}))
+    return result
 
 
 def run_preview(change: Change, live: str, staging: str, contract: Path,
                 backend: stack.Backend = stack.Backend(), staging_config: dict[str, str] | None = None,
-                progress: Progress = _stderr) -> Preview:
+                progress: Progress = to_stderr) -> Preview:
     """Preview `change` for the `live` stack on the `staging` stack; never writes to `live`."""
     preview = Preview(change, live, staging)
+    current = load_live(backend.state, live)
+    if current is None:
+        preview.reasons = [f"stack '{live}' has no recorded revision: bring it up with "
+                           f"`edge up --stack {live}` first"]
+        return preview
+    preview.live_revision = current.id
+    target = change.on(current)
     live_outputs = stack.outputs(live, backend)
     preview.live_digest = config_digest(live_outputs)
     timer = time.monotonic()
@@ -170,38 +244,40 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         preview.seconds[name] = round(time.monotonic() - timer, 2)
         timer = time.monotonic()
 
-    progress(f"preview: [1/3] static: check mode against '{live}'")
-    static = configure.converge(live, backend.state, check=True, extra_vars=change.vars,
-                                limit=_limit(change.stop), progress=None)
-    preview.static_diffs = {h: len(d) for h, d in static.diffs.items()}
-    if not static.ok:
-        preview.verdict, preview.reasons = UNSAFE, [f"static check failed: {e}"
-                                                    for e in static.errors]
-        lap("static")
-        return preview
-    lap("static")
-
-    progress(f"preview: [2/3] staged: '{staging}' at the live revision, baseline")
+    progress(f"preview: [1/3] static: pulumi preview --diff and check mode against '{live}'; "
+             f"meanwhile '{staging}' is brought to the live revision {current.id}")
     stack.select_stack(staging, backend, staging_config or {})
-    _set_stopped(staging, (), backend)
-    stack.up(staging, backend, stream=False)
-    base = configure.converge(staging, backend.state, progress=None)
+    preview.scope = change_scope(change, current, live_outputs, backend)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        base = pool.submit(_staging_baseline, staging, current, backend)
+        preview.infra_steps, static_result = static_stage(live, target, backend, preview.scope)
+        base_result = base.result()
+    preview.static_diffs = {h: len(d) for h, d in static_result.diffs.items()}
+    lap("static+baseline")
+    if not static_result.ok:
+        preview.verdict, preview.reasons = UNSAFE, [f"static check failed: {e}"
+                                                    for e in static_result.errors]
+        return preview
+    the_contract = load_contract(contract)
+    policy = preview.policy = opened(expand(the_contract, live_outputs),
+                    allow_rules(materialize(target.tree, backend.state), target.vars),
+                    live_outputs, the_contract.inside)
+
+    progress(f"preview: [2/3] staged: baseline of the contract on '{staging}'")
     outputs = preview.topology = stack.outputs(staging, backend)
-    flows = expand(load_contract(contract), outputs)
+    flows = expand(the_contract, outputs)
     preview.baseline = settle(flows, BASELINE_SETTLE_S)
     failing = [r.flow.name for r in preview.baseline if not r.ok]
-    if not base.ok or failing:
-        preview.reasons = [f"staging is not green before the change: {base.errors or failing}"]
+    if not base_result.ok or failing:
+        preview.reasons = [f"staging is not green before the change: "
+                           f"{base_result.errors or failing}"]
         lap("baseline")
         return preview
     lap("baseline")
 
     progress(f"preview: [3/3] staged: applying change {change.digest} to '{staging}'")
-    if change.stop:
-        _set_stopped(staging, change.stop, backend)
-        stack.up(staging, backend, stream=False)
-    applied = configure.converge(staging, backend.state, extra_vars=change.vars,
-                                 limit=_limit(change.stop), progress=None)
+    changing = [h for h, r in static_result.hosts.items() if r.changed]
+    applied = _staging_change(staging, current, target, backend, changing)
     time.sleep(AFTER_GRACE_S)
     preview.after = settle(flows, AFTER_SETTLE_S)
     by_name = {r.flow.name: r.flow for r in preview.after}
@@ -209,7 +285,7 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         replace(d, where=where_it_dies(by_name[d.flow], d.before, d.after, outputs))
         if d.kind in ("outage", "redundancy-lost") else d
         for d in compare(preview.baseline, preview.after)]
-    preview.verdict, preview.reasons = judge(preview.deltas, applied.errors)
+    preview.verdict, preview.reasons = judge(preview.deltas, applied.errors, policy)
     lap("change")
     if config_digest(live_outputs) != preview.live_digest:
         preview.verdict = ERROR

@@ -17,6 +17,11 @@ def preview_table(p: Preview) -> str:
     lines = [f"{p.verdict}: {p.change.description} (change {p.change.digest}, "
              f"live '{p.live}', staged on '{p.staging}')"]
     lines += [f"  - {reason}" for reason in p.reasons]
+    if p.infra_steps:
+        lines.append("pulumi preview on the live stack: " + ", ".join(p.infra_steps))
+    if p.scope is not None:
+        lines.append("checked the hosts whose roles the change touches: "
+                     + (", ".join(p.scope) or "none (it changes no role's variables)"))
     if p.static_diffs:
         lines.append("would change on the live stack: " + ", ".join(
             f"{host} ({n})" for host, n in sorted(p.static_diffs.items())))
@@ -40,9 +45,10 @@ def preview_json(p: Preview) -> dict:
     return {
         "verdict": p.verdict, "reasons": p.reasons, "exit_code": p.exit_code,
         "change": {"path": str(p.change.path), "description": p.change.description,
-                   "digest": p.change.digest, "vars": p.change.vars, "stop": list(p.change.stop)},
-        "live": p.live, "live_digest": p.live_digest, "staging": p.staging,
-        "static_diffs": p.static_diffs,
+                   "digest": p.change.digest, "vars": p.change.vars, "stop": list(p.change.stop),
+                   "tree": p.change.tree},
+        "live": p.live, "live_revision": p.live_revision, "live_digest": p.live_digest,
+        "staging": p.staging, "infra_steps": p.infra_steps, "scope": p.scope, "policy": p.policy, "static_diffs": p.static_diffs,
         "deltas": [asdict(d) for d in p.deltas],
         "baseline": [result(r) for r in p.baseline], "after": [result(r) for r in p.after],
         "seconds": p.seconds,
@@ -63,6 +69,11 @@ def preview_junit(p: Preview) -> str:
             failures += 1
             ET.SubElement(case, "failure", type=delta.kind,
                           message=f"{delta.before} -> {delta.after}").text = delta.reason
+    for finding in p.policy:
+        case = ET.SubElement(suite, "testcase", classname="policy", name="firewall-allow-list")
+        ET.SubElement(case, "failure", type="security-regression",
+                      message="must-block flow accepted").text = finding
+        failures += 1
     if not p.after:   # the preview stopped before the staged measurement
         case = ET.SubElement(suite, "testcase", classname="preview", name="preview")
         ET.SubElement(case, "failure" if p.verdict == "UNSAFE" else "error",

@@ -5,6 +5,12 @@ imports nothing from this project: only the standard library and dnspython, whic
 DNS questions go to the named server with dnspython's query functions: no resolver library,
 no /etc/hosts, no Docker embedded DNS can answer for the lab zone. Input (argv[1]): a JSON list of
 flows; output: one JSON list of results, in the same order.
+
+Watch mode (argv[2] = interval in seconds, argv[3] = how long to run at most): every interval
+each flow is probed again, by a pool of threads (never a process per probe), and each result is
+printed as it completes, one JSON line `{"i": flow index, "t": start (epoch s), ...}`. A probe
+that hangs does not delay the next one, so a dead path is seen as fast as its timeout allows. The
+agent ends when its reader goes away (broken pipe) or after the time limit, whichever is first.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from __future__ import annotations
 import errno
 import http.client
 import json
+import os
+import queue
 import socket
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -67,6 +76,8 @@ def probe_tcp(flow: dict[str, Any]) -> dict[str, Any]:
 
 
 PROBES = {"dns": probe_dns, "http": probe_http, "tcp": probe_tcp}
+# What a watcher needs of each result to judge it (the body and headers stay here).
+WATCHED = ("outcome", "status", "rcode", "answers", "latency_ms")
 
 
 def measure(flow: dict[str, Any]) -> dict[str, Any]:
@@ -79,8 +90,42 @@ def measure(flow: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def watch(flows: list[dict[str, Any]], interval_s: float, limit_s: float) -> None:
+    """Probe every flow every `interval_s`, print each result as one JSON line."""
+    lines: queue.Queue[str] = queue.Queue()
+    longest = max((f["timeout"] for f in flows), default=1.0)
+    workers = len(flows) * (int(longest / interval_s) + 2)
+
+    def probe(i: int, flow: dict[str, Any]) -> None:
+        started = time.time()
+        result = {k: v for k, v in measure(flow).items() if k in WATCHED}
+        lines.put(json.dumps({"i": i, "t": round(started, 3), **result}, separators=(",", ":")))
+
+    def write() -> None:
+        while True:
+            line = lines.get()
+            try:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, OSError):   # the watcher went away: so does the agent
+                os._exit(0)
+
+    threading.Thread(target=write, daemon=True).start()
+    end = time.monotonic() + limit_s
+    tick = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while tick < end:
+            for i, flow in enumerate(flows):
+                pool.submit(probe, i, flow)
+            tick += interval_s
+            time.sleep(max(0.0, tick - time.monotonic()))
+    os._exit(0)
+
+
 def main() -> None:
     flows = json.loads(sys.argv[1])
+    if len(sys.argv) > 3:
+        watch(flows, float(sys.argv[2]), float(sys.argv[3]))
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(flows)))) as pool:
         print(json.dumps(list(pool.map(measure, flows))))
 

@@ -16,6 +16,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from edge.plan import PROJECT
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".edge"
 
@@ -90,6 +94,35 @@ def select_stack(stack: str, backend: Backend = Backend(),
     pulumi(["stack", "select", "--create", stack], backend)
     for key, value in (config or {}).items():
         pulumi(["config", "set", key, value, "--stack", stack], backend)
+
+
+def _config_file(stack: str) -> dict:
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    return (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+
+
+def stack_config(stack: str) -> dict:
+    """The stack's own config values (Pulumi.<stack>.yaml), keys without the project prefix."""
+    prefix = f"{PROJECT}:"
+    return {k.removeprefix(prefix): v for k, v in (_config_file(stack).get("config") or {}).items()}
+
+
+def salt(stack: str) -> str:
+    """The stack's secrets salt, which a copy of its config file must carry."""
+    return _config_file(stack).get("encryptionsalt", "")
+
+
+def set_config(stack: str, values: dict) -> None:
+    """Set plain (non-secret) config values of a selected stack by editing Pulumi.<stack>.yaml,
+    which is what `pulumi config set` does, without a CLI start per value."""
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text()) or {}
+    config = doc.setdefault("config", {}) or {}
+    doc["config"] = config | {f"{PROJECT}:{k}": (v if isinstance(v, (list, dict)) else str(v))
+                              for k, v in values.items()}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=True))
+    tmp.replace(path)
 
 
 def up(stack: str, backend: Backend = Backend(), stream: bool = True) -> None:

@@ -30,6 +30,7 @@ from edge import cleanup, configure, stack
 from edge.cli import SETTLE_S
 from edge.contract import expand, load_contract
 from edge.probes import settle
+from edge.revision import Revision, save_live, worktree_tree
 from edge.images import image_ref
 from edge.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_STACK, PROJECT
 
@@ -101,6 +102,8 @@ def lab(image: str, tmp_path_factory: pytest.TempPathFactory) -> Lab:
         stack.up(CONFIGURED_STACK, backend, stream=False)
         result = configure.converge(CONFIGURED_STACK, backend.state, progress=None)
         assert result.ok, "first converge failed:\n" + "\n".join(result.errors)
+        # What the stack runs now, as `edge up` records it: previews and applies start here.
+        save_live(backend.state, CONFIGURED_STACK, Revision(worktree_tree()), "test session")
         outputs = stack.outputs(CONFIGURED_STACK, backend)
         # Let the lab settle (routes, health checks) as `edge up` does; the suites then measure.
         settle(expand(load_contract(ROOT / "contract.yaml"), outputs), SETTLE_S)

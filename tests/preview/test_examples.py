@@ -1,8 +1,8 @@
 """Every shipped example change, previewed on a staged copy: the verdict its author expects.
 
 The live stack is the session's configured lab (t-lab); the staged copy is t-staging at slot 24
-in the same state folder. A preview must never touch the live stack: its configuration digest
-is the same before and after every preview.
+in the same state folder (tests/preview/conftest.py). A preview must never touch the live stack:
+its configuration digest is the same before and after every preview.
 """
 
 from __future__ import annotations
@@ -11,47 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from edge import stack
-from edge.change import load_change
-from edge.preview import SAFE, UNSAFE, Preview, config_digest, run_preview
+from edge.preview import SAFE, UNSAFE, Preview, config_digest
 from edge.html_report import preview_html
 from edge.preview_report import preview_junit, preview_table
 from tests.conftest import ROOT, Lab
 
-STAGING, STAGING_SLOT = "t-staging", 24
 EXAMPLES = sorted((ROOT / "changes" / "examples").glob("*.yaml"))
-
-
-@pytest.fixture(scope="module")
-def staging(lab: Lab):
-    backend = stack.Backend(state=lab.state)
-    yield backend
-    stack.destroy(STAGING, backend, stream=False)
-    stack.remove_stack(STAGING, backend)
-
-
-@pytest.fixture(scope="module")
-def live_digest(lab: Lab) -> str:
-    return config_digest(lab.outputs)
-
-
-@pytest.fixture(scope="module")
-def previews(lab: Lab, staging: stack.Backend) -> dict[str, Preview]:
-    """Each example previewed once (a preview takes most of a minute), on demand."""
-    class Lazy(dict):
-        def __missing__(self, name: str) -> Preview:
-            change = load_change(ROOT / "changes" / "examples" / f"{name}.yaml",
-                                 set(lab.outputs["nodes"]))
-            self[name] = run_preview(change, lab.stack, STAGING, ROOT / "contract.yaml",
-                                     staging, {"slot": str(STAGING_SLOT), "purpose": "test"},
-                                     progress=lambda _: None)
-            return self[name]
-    return Lazy()
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_change_gets_the_expected_verdict(lab: Lab, previews: dict[str, Preview],
-                                                  live_digest: str, path: Path) -> None:
+                                                  path: Path) -> None:
+    live_digest = config_digest(lab.outputs)
     result = previews[path.stem]
     expected = {"safe": SAFE, "unsafe": UNSAFE}[result.change.expect]
     assert result.verdict == expected, preview_table(result)

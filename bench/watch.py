@@ -1,0 +1,82 @@
+"""Benchmark: how fast the watcher tells, and what it costs. On one lab: every incident of the
+catalog replayed N times (time-to-detect, time-to-recover), then a quiet soak with no fault
+(alarms raised must be zero) during which the probe agents' CPU time is read from /proc.
+
+Usage: .venv/bin/python bench/watch.py [--runs N] [--soak-s SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from common import ROOT, bench_stack, report, write_results
+
+from edge import rollout, stack
+from edge.contract import expand, load_contract
+from edge.probes import settle
+from edge.replay import load_catalog, run_replay
+from edge.revision import Revision, worktree_tree
+from edge.watch import Watcher
+
+STACK, SLOT = "bench-watch", 17
+CONTRACT = load_contract(ROOT / "contract.yaml")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of the processes (fields 14 and 15 of /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def soak(outputs: dict, seconds: float) -> dict[str, float]:
+    """A quiet run: alarms raised, probes made, and the agents' CPU as % of one core."""
+    with Watcher(expand(CONTRACT, outputs), CONTRACT) as watcher:
+        if not watcher.wait_green(15):
+            raise SystemExit(f"not green before the soak: {watcher.down()}")
+        pids = watcher.agent_pids()
+        cpu0, t0 = cpu_seconds(pids), time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(min(30.0, seconds))
+            print(f"soak: {time.monotonic() - t0:.0f}/{seconds:.0f}s, "
+                  f"{sum(e.kind == 'alarm' for e in watcher.events)} alarms", file=sys.stderr)
+        cpu = (cpu_seconds(pids) - cpu0) / (time.monotonic() - t0) * 100
+    return {"soak_s": seconds, "soak_alarms": sum(e.kind == "alarm" for e in watcher.events),
+            "soak_probes": len(watcher.samples), "agents_cpu_pct_of_one_core": round(cpu, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--soak-s", type=float, default=600.0)
+    args = parser.parse_args()
+    catalog = load_catalog(ROOT / "replays.yaml")
+    figures: dict[str, list[float]] = {f"{name}_{what}_s": [] for name in catalog
+                                       for what in ("detect", "recover")}
+    with bench_stack(STACK, SLOT) as backend:
+        revision = Revision(worktree_tree())
+        rollout.infrastructure(STACK, revision, backend)
+        if not rollout.configuration(STACK, revision, backend).ok:
+            raise SystemExit("converge failed")
+        outputs = stack.outputs(STACK, backend)
+        settle(expand(CONTRACT, outputs), 30)
+        for run in range(1, args.runs + 1):
+            for name, incident in catalog.items():
+                result = run_replay(incident, outputs, CONTRACT, progress=lambda _: None)
+                if not result.ok:
+                    raise SystemExit(f"{name}: {result.problems}")
+                figures[f"{name}_detect_s"].append(result.detect_s)
+                figures[f"{name}_recover_s"].append(result.recover_s)
+            report(run, args.runs, figures)
+        quiet = soak(outputs, args.soak_s)
+    write_results("watch", args.runs, figures | {k: [v] for k, v in quiet.items()})
+
+
+if __name__ == "__main__":
+    main()

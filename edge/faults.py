@@ -1,0 +1,435 @@
+"""Faults: real, reversible damage to a running lab stack, to watch what the contract says.
+
+The 2011 outage was an edge taken down by hand. A fault does one such thing to one node of a
+stack — stop or kill or pause its container, cut it off a network, slow its link, take the
+controller's storage away, flush the firewall, withdraw the service prefix, break a zone — and
+records what `undo` needs to put it back exactly. Faults act through the Docker engine and inside
+the containers (exec), never by sending traffic from this machine to lab addresses.
+
+Active faults of a stack live in `<state>/stacks/<stack>/faults.json`, so one process injects and
+another (a later `edge fault clear`, a test's teardown) undoes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import docker
+import docker.errors
+import yaml
+
+from edge import paths
+from edge.stack import ROOT
+
+AGENT = (Path(__file__).parent / "netem_agent.py").read_text()
+
+
+def _role_defaults(role: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
+
+
+NFT = _role_defaults("nftables")        # nftables_table, nftables_file: what the role loads
+PAAS_DB = _role_defaults("paas")["paas_db"]
+DNS = _role_defaults("dns")             # dns_named_conf, dns_program
+ASIDE = ".edge-fault"                   # suffix of what a fault moved aside, next to the original
+STORAGE_MODES = ("gone", "readonly")
+# SQLite treats a database whose header says "write format version" > 2 as read-only (reads work,
+# writes fail with "attempt to write a readonly database", as on a read-only mount, which would
+# need CAP_SYS_ADMIN). Byte 18 of the file holds that version; the controller opens a connection
+# per request, so the next request sees the change. argv: DB VERSION; prints the previous one.
+# Making it read-only holds an exclusive lock so no commit can write the old header back;
+# undoing needs no lock: nobody can write a read-only database.
+WRITE_VERSION = """
+import os, sqlite3, sys
+path, version = sys.argv[1], int(sys.argv[2])
+if not os.path.isfile(path):
+    sys.exit(f"no database at {path}: is a storage fault already active? (edge fault list)")
+conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=5)
+if version > 2:
+    conn.execute("BEGIN EXCLUSIVE")
+with open(path, "r+b") as db:
+    old = db.read(19)[18]
+    if version > 2 and old > 2:
+        sys.exit(f"{path} is read-only already: is a storage fault already active?")
+    db.seek(18)
+    db.write(bytes([version]))
+print(old)
+"""
+
+
+class FaultError(RuntimeError):
+    """A fault that cannot be injected or undone; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault: what was done to which node, and what undoing it needs (JSON data)."""
+
+    kind: str
+    target: str
+    options: dict[str, Any] = field(default_factory=dict)
+    restore: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return " ".join([self.kind, self.target, *(f"{k}={v}" for k, v in self.options.items())])
+
+
+# --- the faults: each kind injects (returning its restore data) and undoes ----------------------
+
+Node = dict[str, Any]
+
+
+def _sh(container, command: str, what: str, hint: str = "") -> str:
+    """Run a shell command in the node; its output, or FaultError saying what failed."""
+    code, out = container.exec_run(["sh", "-c", command])
+    text = out.decode(errors="replace").strip()
+    if code != 0:
+        raise FaultError(f"{container.name}: {what} failed (exit {code})"
+                         + (f": {text[-400:]}" if text else "") + (f". {hint}" if hint else ""))
+    return text
+
+
+NO_DEFAULT_ROUTE = "ip route del default 2>/dev/null || true"
+
+
+def _restore_routes(container) -> None:
+    """Put back the routes edge-init installs at start (EDGE_ROUTES), without Docker's default
+    route: a network (re)connected to a running container brings a default route through the
+    host's bridge address, which no lab node may have."""
+    env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"] if "=" in e)
+    routes = [r.strip() for r in env.get("EDGE_ROUTES", "").split(";") if r.strip()]
+    _sh(container, " && ".join([NO_DEFAULT_ROUTE] + [f"ip route replace {r}" for r in routes]),
+        "restoring routes")
+
+
+def _stop(container, node: Node, outputs: dict, options: dict) -> dict:
+    container.stop()
+    return {}
+
+
+def _kill(container, node: Node, outputs: dict, options: dict) -> dict:
+    container.kill()   # SIGKILL; an explicit kill is not restarted by the restart policy
+    return {}
+
+
+def _start(container, fault: Fault, outputs: dict) -> None:
+    container.start()   # edge-init installs the routes, supervisord the daemons and rulesets
+
+
+def _pause(container, node: Node, outputs: dict, options: dict) -> dict:
+    container.pause()
+    return {}
+
+
+def _unpause(container, fault: Fault, outputs: dict) -> None:
+    container.reload()
+    if container.status == "paused":
+        container.unpause()
+
+
+def _disconnect(container, node: Node, outputs: dict, options: dict) -> dict:
+    network = outputs["networks"][options["network"]]["docker_name"]
+    if network not in container.attrs["NetworkSettings"]["Networks"]:
+        raise FaultError(f"{node['name']} is not connected to {options['network']} now: is a "
+                         "disconnect fault already active? (edge fault list)")
+    docker.from_env().networks.get(network).disconnect(container)
+    # Docker gives the container a default route through the host's bridge on another network.
+    _sh(container, NO_DEFAULT_ROUTE, "removing Docker's default route")
+    return {"docker_network": network, "address": node["addresses"][options["network"]]}
+
+
+def _reconnect(container, fault: Fault, outputs: dict) -> None:
+    if fault.restore["docker_network"] not in container.attrs["NetworkSettings"]["Networks"]:
+        docker.from_env().networks.get(fault.restore["docker_network"]).connect(
+            container, ipv4_address=fault.restore["address"], aliases=[fault.target])
+        container.reload()
+    _restore_routes(container)
+
+
+def _netem(container, node: Node, outputs: dict, options: dict) -> dict:
+    address = node["addresses"][options["network"]]
+    listing = _sh(container, "ip -o -4 addr show", "listing interfaces")
+    iface = next((line.split()[1].split("@")[0] for line in listing.splitlines()
+                  if f" {address}/" in line), None)
+    if iface is None:
+        raise FaultError(f"{node['container']} has no interface with {address} now: is a "
+                         "disconnect fault active on it? (edge fault list)")
+    tap = f"fault-{iface}"[:15]
+    code, out = container.exec_run(
+        ["python3", "-c", AGENT, iface, tap, str(options.get("delay_ms", 0)),
+         str(options.get("loss_pct", 0)), str(_bits_per_s(options.get("rate", "0")))])
+    said = out.decode(errors="replace").strip()
+    if code != 0:
+        raise FaultError(f"{node['container']}: cannot shape {iface}: {said[-400:]}. Is another "
+                         "netem fault active on it? (edge fault list)")
+    return {"interface": iface, "tap": tap, "pid": int(said.split()[-1])}
+
+
+def _unnetem(container, fault: Fault, outputs: dict) -> None:
+    r = fault.restore
+    # The clsact qdisc first, so no frame is redirected to a TAP that is going away; the pid is
+    # killed only if it is still the agent (a restarted container reuses pids).
+    _sh(container, f"tc qdisc del dev {r['interface']} clsact 2>/dev/null; "
+                   f"grep -qa {r['tap']} /proc/{r['pid']}/cmdline 2>/dev/null "
+                   f"&& kill {r['pid']}; true", "removing the netem redirect")
+
+
+def _bits_per_s(rate: str) -> float:
+    """tc's rate syntax (e.g. 1mbit, 500kbit, 2gbit, 64000bit) in bits per second."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)(bit|bps)?", str(rate).strip().lower())
+    if not match:
+        raise FaultError(f"netem rate '{rate}' is not a rate: write e.g. 1mbit, 500kbit, 2gbit.")
+    number, prefix, unit = match.groups()
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[prefix] * (8 if unit == "bps" else 1)
+    return float(number) * scale
+
+
+def _storage(container, node: Node, outputs: dict, options: dict) -> dict:
+    if options["mode"] == "gone":   # the file vanishes from the volume, as in 2011
+        _sh(container, f"test -f {PAAS_DB} && test ! -e {PAAS_DB}{ASIDE} && "
+                       f"mv {PAAS_DB} {PAAS_DB}{ASIDE}", f"moving {PAAS_DB} aside",
+            "Is a storage fault already active? (edge fault list)")
+        return {"db": PAAS_DB}
+    old = _python(container, WRITE_VERSION, PAAS_DB, "3")
+    return {"db": PAAS_DB, "write_version": int(old)}
+
+
+def _unstorage(container, fault: Fault, outputs: dict) -> None:
+    db = fault.restore["db"]
+    if fault.options["mode"] == "gone":   # over an empty database a converge may have made
+        _sh(container, f"test ! -e {db}{ASIDE} || mv {db}{ASIDE} {db}", f"putting {db} back")
+    else:
+        _python(container, WRITE_VERSION, db, str(fault.restore["write_version"]))
+
+
+def _python(container, program: str, *args: str) -> str:
+    code, out = container.exec_run(["python3", "-c", program, *args])
+    text = out.decode(errors="replace").strip()
+    if code != 0:
+        raise FaultError(f"{container.name}: {text.splitlines()[-1] if text else f'exit {code}'}")
+    return text
+
+
+def _flush(container, node: Node, outputs: dict, options: dict) -> dict:
+    # The role's table, not `nft flush ruleset`: that would also wipe the table Docker keeps in
+    # the container for its DNS (iptables-nft rules nft cannot list back), so it could not be
+    # undone. Without the table nothing filters: the firewall forwards and accepts everything.
+    table = f"inet {NFT['nftables_table']}"
+    _sh(container, f"nft list table {table} >/dev/null && nft delete table {table}",
+        f"deleting table {table}", "Is a flush-firewall fault already active? (edge fault list)")
+    return {"file": NFT["nftables_file"]}
+
+
+def _reload_ruleset(container, fault: Fault, outputs: dict) -> None:
+    _sh(container, f"nft -f {fault.restore['file']}", "reloading the ruleset")
+
+
+def _bgp(container, asn: int, prefixes: list[str], withdraw: bool) -> None:
+    args = ["configure terminal", f"router bgp {asn}", "address-family ipv4 unicast",
+            *(f"{'no ' if withdraw else ''}network {p}" for p in prefixes)]
+    _sh(container, "vtysh " + " ".join(f"-c {shlex.quote(a)}" for a in args),
+        "withdrawing the prefix" if withdraw else "announcing the prefix again")
+
+
+def _withdraw(container, node: Node, outputs: dict, options: dict) -> dict:
+    running = _sh(container, "vtysh -c 'show running-config'", "reading the FRR configuration")
+    asn = re.search(r"^router bgp (\d+)", running, re.M)
+    prefixes = re.findall(r"^\s+network (\S+)", running, re.M)
+    if not asn or not prefixes:
+        raise FaultError(f"{node['container']} announces no prefix over BGP: is a withdraw-prefix "
+                         "fault already active? (edge fault list)")
+    _bgp(container, int(asn.group(1)), prefixes, withdraw=True)
+    return {"asn": int(asn.group(1)), "prefixes": prefixes}
+
+
+def _announce(container, fault: Fault, outputs: dict) -> None:
+    _bgp(container, fault.restore["asn"], fault.restore["prefixes"], withdraw=False)
+
+
+def _break_zone(container, node: Node, outputs: dict, options: dict) -> dict:
+    zone = outputs["zone"]
+    conf = _sh(container, f"cat {DNS['dns_named_conf']}", "reading named's configuration")
+    block = re.search(rf'zone "{re.escape(zone)}" \{{(.*?)\n\}};', conf, re.S)
+    if not block or not (path := re.search(r'\bfile "([^"]+)"', block.group(1))):
+        raise FaultError(f"{node['container']} serves no zone {zone}: converge the stack first.")
+    if re.search(r"\btype (secondary|slave);", block.group(1)):
+        primary = re.search(r"\b(?:primaries|masters) \{\s*([\d.]+)", block.group(1))
+        holder = next((n for n, d in outputs["nodes"].items() if primary and
+                       primary.group(1) in d["addresses"].values()), "the primary")
+        raise FaultError(f"break-zone needs the name server holding the zone file: {node['name']} "
+                         f"is a secondary and would transfer a fresh copy from {holder} at once. "
+                         f"Break the zone on {holder}, or stop {node['name']}.")
+    file = path.group(1)
+    # A reload keeps serving the old zone when the new file is broken; a restart loads nothing.
+    _sh(container, f"test ! -e {file}{ASIDE} && cp -p {file} {file}{ASIDE} && "
+                   f"echo 'this is not a zone file (edge fault break-zone)' > {file} && "
+                   f"supervisorctl restart {DNS['dns_program']}", f"breaking {file}",
+        "Is a break-zone fault already active? (edge fault list)")
+    return {"file": file, "zone": zone}
+
+
+def _repair_zone(container, fault: Fault, outputs: dict) -> None:
+    file = fault.restore["file"]
+    _sh(container, f"test ! -e {file}{ASIDE} || mv {file}{ASIDE} {file}; "
+                   f"rndc reload {fault.restore['zone']}", f"restoring {file}")
+
+
+def _shift(container, node: Node, outputs: dict, options: dict) -> dict:
+    paths.shift(outputs, node["name"])      # every route through a sibling router, through this one
+    return {}
+
+
+def _unshift(container, fault: Fault, outputs: dict) -> None:
+    paths.restore(outputs)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to inject and undo one kind of fault, and what it may be asked for."""
+
+    inject: Callable[[Any, Node, dict, dict], dict]   # (container, node, outputs, options)
+    undo: Callable[[Any, Fault, dict], None]           # (container, fault, outputs)
+    roles: frozenset[str] | None = None                # the roles it applies to (None: any)
+    options: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()
+
+
+NET = frozenset({"network"})
+KINDS: dict[str, Kind] = {
+    "stop": Kind(_stop, _start),
+    "kill": Kind(_kill, _start),
+    "pause": Kind(_pause, _unpause),
+    "disconnect": Kind(_disconnect, _reconnect, options=NET, required=NET),
+    "netem": Kind(_netem, _unnetem, options=NET | {"delay_ms", "loss_pct", "rate"}, required=NET),
+    "storage": Kind(_storage, _unstorage, frozenset({"controller"}), frozenset({"mode"}),
+                    frozenset({"mode"})),
+    "flush-firewall": Kind(_flush, _reload_ruleset, frozenset({"firewall", "border"})),
+    "withdraw-prefix": Kind(_withdraw, _announce, frozenset({"firewall"})),
+    "break-zone": Kind(_break_zone, _repair_zone, frozenset({"dns"})),
+    # The traffic shift of the AWS 2011 replay: outside traffic onto this (slow) border path.
+    "shift": Kind(_shift, _unshift, frozenset({"border"})),
+}
+
+
+# --- checking the request, before anything changes --------------------------------------------
+
+def _checked(kind: str, target: str, outputs: dict, options: dict) -> tuple[Node, dict]:
+    """The target node and the options, or FaultError naming what is wrong and the fix."""
+    if kind not in KINDS:
+        raise FaultError(f"unknown fault kind '{kind}'. Use one of: {', '.join(KINDS)}.")
+    nodes = outputs.get("nodes") or {}
+    if target not in nodes:
+        raise FaultError(f"no node '{target}' in stack '{outputs.get('stack')}'"
+                         + (f". Use one of: {', '.join(sorted(nodes))}." if nodes
+                            else ": it is not up (edge up)."))
+    node = {"name": target, **nodes[target]}
+    roles, allowed, required = KINDS[kind].roles, KINDS[kind].options, KINDS[kind].required
+    if roles is not None and node["role"] not in roles:
+        fits = ", ".join(sorted(n for n, d in nodes.items() if d["role"] in roles)) or "none"
+        raise FaultError(f"{kind} does not apply to {target} (role {node['role']}): it applies to "
+                         f"nodes of role {' or '.join(sorted(roles))}: {fits}.")
+    options = {k: v for k, v in options.items() if v is not None}
+    if unknown := sorted(set(options) - allowed):
+        raise FaultError(f"{kind} takes no option {', '.join(unknown)}"
+                         + (f"; its options: {', '.join(sorted(allowed))}." if allowed else "."))
+    networks = ", ".join(sorted(node["addresses"]))
+    if missing := sorted(required - set(options)):
+        raise FaultError(f"{kind} needs option {', '.join(missing)}"
+                         + (f": one of {target}'s networks ({networks})." if "network" in missing
+                            else f": one of {', '.join(STORAGE_MODES)}."))
+    if "network" in options and options["network"] not in node["addresses"]:
+        raise FaultError(f"{target} is not on network '{options['network']}': it is on "
+                         f"{networks}.")
+    if kind == "storage" and options["mode"] not in STORAGE_MODES:
+        raise FaultError(f"storage mode '{options['mode']}' is unknown: use gone (the database "
+                         "file vanishes) or readonly (reads work, writes fail).")
+    if kind == "netem":
+        options = _netem_options(options)
+    return node, options
+
+
+def _netem_options(options: dict) -> dict:
+    checked = dict(options)
+    for key, high in (("delay_ms", 60_000.0), ("loss_pct", 100.0)):
+        if key in options:
+            try:
+                checked[key] = float(options[key])
+            except (TypeError, ValueError):
+                checked[key] = -1.0
+            if not 0 <= checked[key] <= high:
+                raise FaultError(f"netem {key} must be a number from 0 to {high:g}, "
+                                 f"not {options[key]!r}.")
+    if "rate" in options:
+        _bits_per_s(options["rate"])
+    if not {"delay_ms", "loss_pct", "rate"} & set(options):
+        raise FaultError("netem needs at least one of delay_ms, loss_pct, rate "
+                         "(e.g. delay_ms=200, loss_pct=10, rate=1mbit).")
+    return checked
+
+
+def _container(node: Node):
+    try:
+        return docker.from_env().containers.get(node["container_id"])
+    except docker.errors.NotFound:
+        raise FaultError(f"container {node['container']} of {node['name']} is gone: "
+                         "bring the stack up again (edge up).") from None
+
+
+# --- the API -----------------------------------------------------------------------------------
+
+def inject(kind: str, target: str, outputs: dict, options: dict | None = None) -> Fault:
+    """Do fault `kind` to node `target` of the stack whose outputs are given; returns the Fault
+    to `record` and later `undo`. Bad input raises FaultError and changes nothing."""
+    node, options = _checked(kind, target, outputs, dict(options or {}))
+    container = _container(node)
+    if container.status != "running":
+        raise FaultError(f"{target} is {container.status}, not running: a fault may be active on "
+                         "it already (edge fault list), or start it (edge fault clear / edge up).")
+    restore = KINDS[kind].inject(container, node, outputs, options)
+    return Fault(kind, target, options, restore)
+
+
+def undo(fault: Fault, outputs: dict) -> None:
+    """Put back what `inject` changed; safe to repeat."""
+    if fault.target not in outputs.get("nodes", {}):
+        raise FaultError(f"cannot undo {fault}: stack '{outputs.get('stack')}' has no node "
+                         f"{fault.target} any more. Forget it by removing it from faults.json.")
+    node = {"name": fault.target, **outputs["nodes"][fault.target]}
+    KINDS[fault.kind].undo(_container(node), fault, outputs)
+
+
+def _file(state_dir: Path) -> Path:
+    return state_dir / "faults.json"
+
+
+def _write(state_dir: Path, faults: list[Fault]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    _file(state_dir).write_text(json.dumps([asdict(f) for f in faults], indent=2) + "\n")
+
+
+def record(state_dir: Path, fault: Fault) -> None:
+    """Remember an injected fault, so that any later process can undo it."""
+    _write(state_dir, active(state_dir) + [fault])
+
+
+def active(state_dir: Path) -> list[Fault]:
+    """The stack's recorded faults, oldest first."""
+    path = _file(state_dir)
+    return [Fault(**f) for f in json.loads(path.read_text())] if path.exists() else []
+
+
+def clear(state_dir: Path, outputs: dict) -> list[Fault]:
+    """Undo every recorded fault, newest first, and forget each once undone; returns them. If an
+    undo fails, its error is raised and the faults not yet undone stay recorded."""
+    remaining = active(state_dir)
+    undone = []
+    while remaining:
+        undo(remaining[-1], outputs)
+        undone.append(remaining.pop())
+        _write(state_dir, remaining)
+    return undone

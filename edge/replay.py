@@ -1,0 +1,232 @@
+"""Replay real incidents against the lab (replays.yaml) and measure how fast the watcher tells.
+
+A replay: watcher started, green baseline, faults injected (edge/faults.py, or the traffic shift
+of edge/paths.py), the expected alarm awaited, the fault held, everything undone in reverse, the
+lab awaited back to green (every must-work flow through the watcher, then the whole contract,
+must-block flows included). Time-to-detect counts from the first fault to the first alarm of the
+expected class on the expected service; time-to-recover from the restore to green.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge import faults
+from edge.configure import Progress, to_stderr
+from edge.contract import Contract, expand
+from edge.datafile import load_checked
+from edge.probes import settle
+from edge.timeline import Event, Sample, timeline_html, timeline_svg, timeline_text
+from edge.watch import DEGRADED, EXTERNAL, INTERNAL, Watcher
+
+CLASSES = (EXTERNAL, DEGRADED, INTERNAL)
+BASELINE_WAIT_S = 15.0
+RECOVER_WAIT_S = 90.0
+
+
+class ReplayError(ValueError):
+    """A catalog that cannot be used, or a replay that could not run; the message says why."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One fault of a replay."""
+
+    fault: str
+    node: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in self.options.items())
+        return f"{self.fault} {self.node}" + (f" ({extra})" if extra else "")
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A catalog entry."""
+
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+    expect_class: str
+    expect_service: str
+    within_s: float
+    quiet: tuple[str, ...] = ()
+    hold_s: float = 2.0
+
+
+def load_catalog(path: Path | str) -> dict[str, Incident]:
+    """Load and validate replays.yaml; ReplayError names file, line and fix."""
+    path = Path(path)
+    doc, r = load_checked(path, "replay catalog", "--catalog", ReplayError)
+    entries = r.mapping(doc, "replays", "replays")
+    catalog = {}
+    for name in entries:
+        spec = r.entry(entries, name, f"replays.{name}", "(description, inject, expect)")
+        where = f"replays.{name}"
+        steps = spec.get("inject")
+        if not isinstance(steps, list) or not steps:
+            r.fail(spec, f"{where}.inject", "expected a list of faults",
+                   "Write e.g. `inject: [{fault: stop, node: ns1}]`.", "inject")
+        for i, step in enumerate(steps):
+            if not isinstance(step, dict) or not isinstance(step.get("fault"), str) \
+                    or not isinstance(step.get("node"), str):
+                r.fail(spec, f"{where}.inject[{i}]", "a fault needs `fault:` and `node:`",
+                       "Write e.g. `{fault: kill, node: lb1}`.", "inject")
+            if step["fault"] not in faults.KINDS:
+                r.fail(step, f"{where}.inject[{i}].fault", f"unknown fault '{step['fault']}'",
+                       f"Use one of: {', '.join(faults.KINDS)}.", "fault")
+        expect = r.mapping(spec, "expect", f"{where}.expect")
+        if expect.get("class") not in CLASSES:
+            r.fail(expect, f"{where}.expect.class", f"'{expect.get('class')}' is no alarm class",
+                   f"Use one of: {', '.join(CLASSES)}.", "class")
+        if not isinstance(expect.get("service"), str) or \
+                not isinstance(expect.get("within_s"), (int, float)):
+            r.fail(expect, f"{where}.expect", "needs `service:` and a number `within_s:`",
+                   "Write e.g. `expect: {class: DEGRADED, service: dns, within_s: 2}`.", "class")
+        catalog[name] = Incident(
+            name, str(spec.get("description", "")).strip(),
+            tuple(Step(s["fault"], s["node"], dict(s.get("options") or {})) for s in steps),
+            expect["class"], expect["service"], float(expect["within_s"]),
+            tuple(expect.get("quiet") or ()), float(spec.get("hold_s", 2.0)))
+    return catalog
+
+
+@dataclass
+class ReplayResult:
+    """What a replay measured; `ok` when the expected alarm came in time, the quiet services
+    stayed quiet and the lab came back green."""
+
+    incident: Incident
+    detected: str = ""                 # the alarm that matched, as the watcher said it
+    detect_s: float | None = None
+    recover_s: float | None = None
+    green_after: bool = False
+    problems: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: bool = True,
+               state_dir: Path | None = None, progress: Progress = to_stderr) -> ReplayResult:
+    """Replay `incident` on the stack whose outputs are given (see the module docstring).
+    Without `restore`, the faults stay and are recorded in `state_dir` for `edge fault clear`."""
+    result = ReplayResult(incident)
+    flows = expand(contract, outputs)
+    for step in incident.steps:   # bad input stops here, before anything is touched
+        if step.node not in outputs["nodes"]:
+            raise ReplayError(f"replay {incident.name}: no node '{step.node}' in stack "
+                              f"'{outputs.get('stack')}'")
+    injected: list[faults.Fault] = []
+    watcher = Watcher(flows, contract).start()
+    try:
+        if not watcher.wait_green(BASELINE_WAIT_S):
+            raise ReplayError(f"the lab is not green before the replay (down: "
+                              f"{', '.join(watcher.down())}): fix it first (edge fault clear)")
+        watcher.mark("baseline", "baseline green")
+        progress(f"replay {incident.name}: injecting {', '.join(map(str, incident.steps))}")
+        fault_t = watcher.mark("fault", "inject: " + ", ".join(map(str, incident.steps))).t
+        # All at once, as the incidents happened (one keystroke took everything out).
+        with ThreadPoolExecutor(max_workers=len(incident.steps)) as pool:
+            started = [pool.submit(faults.inject, step.fault, step.node, outputs, step.options)
+                       for step in incident.steps]
+        injected += [f.result() for f in started if not f.exception()]
+        failed = [f.exception() for f in started if f.exception()]
+        if failed:          # undone in `finally`, whatever did go in
+            raise failed[0]
+        expected = f"{incident.expect_class} ({incident.expect_service})"
+        deadline = time.monotonic() + max(10.0, 3 * incident.within_s)
+        match = None
+        while match is None and time.monotonic() < deadline:
+            match = next((e for e in watcher.events if e.kind == "alarm" and e.t >= fault_t
+                          and e.label.startswith(expected)), None)
+            time.sleep(0.02)
+        if match is None:
+            result.problems.append(f"no {expected} alarm within {deadline - fault_t:.0f}s")
+        else:
+            result.detected, result.detect_s = match.label, round(match.t - fault_t, 2)
+            if result.detect_s > incident.within_s:
+                result.problems.append(f"detected in {result.detect_s:.2f}s, more than the "
+                                       f"bound {incident.within_s:g}s")
+        time.sleep(incident.hold_s)
+        noisy = [e.label for e in watcher.events if e.kind == "alarm" and e.t >= fault_t
+                 and any(f"({s})" in e.label.split(":")[0] for s in incident.quiet)]
+        if noisy:
+            result.problems.append(f"alarms on services that should stay quiet: {noisy}")
+        if restore:
+            restore_t = _restore(watcher, injected, outputs, progress)
+            green = watcher.wait_event("green", restore_t, RECOVER_WAIT_S)
+            if green:
+                result.recover_s = round(green.t - restore_t, 2)
+            result.green_after = green is not None and all(r.ok for r in settle(flows, 20.0))
+            if not result.green_after:
+                result.problems.append(f"the lab is not green after the restore (down: "
+                                       f"{', '.join(watcher.down()) or 'a must-block flow'})")
+        else:               # left in place on purpose: recorded for `edge fault clear`
+            for fault in injected if state_dir is not None else []:
+                faults.record(state_dir, fault)
+            injected = []
+    finally:
+        if injected:        # an error halfway: never leave the lab broken
+            _restore(watcher, injected, outputs, progress)
+        watcher.stop()
+        result.events, result.samples = watcher.events, watcher.samples
+    return result
+
+
+def _restore(watcher: Watcher, injected: list[faults.Fault], outputs: dict,
+             progress: Progress) -> float:
+    """Undo the injected faults, last first; returns the restore's watch time."""
+    t = watcher.mark("restore", "restore: undo every fault").t
+    progress("replay: restoring")
+    while injected:
+        faults.undo(injected.pop(), outputs)
+    return t
+
+
+def replay_json(result: ReplayResult) -> dict:
+    """A replay's figures and timeline as plain data."""
+    incident = result.incident
+    return {
+        "incident": incident.name, "description": incident.description,
+        "expected": {"class": incident.expect_class, "service": incident.expect_service,
+                     "within_s": incident.within_s, "quiet": list(incident.quiet)},
+        "ok": result.ok, "problems": result.problems, "detected": result.detected,
+        "detect_s": result.detect_s, "recover_s": result.recover_s,
+        "green_after": result.green_after,
+        "events": [{"t": e.t, "kind": e.kind, "label": e.label} for e in result.events],
+        "samples": len(result.samples),
+        "failed_samples": sum(not s.ok for s in result.samples),
+    }
+
+
+def write_report(result: ReplayResult, out: Path) -> list[Path]:
+    """index.html (the timeline picture and text) and replay.json in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"replay {result.incident.name}: {'PASS' if result.ok else 'FAIL'}"
+    text = timeline_text(result.events, result.samples)
+    summary = (f"<p>{html.escape(result.incident.description)}</p><p>expected "
+               f"{html.escape(result.incident.expect_class)} ({html.escape(result.incident.expect_service)})"
+               f" within {result.incident.within_s:g}s; detected: "
+               f"{html.escape(result.detected or 'nothing')} in {_seconds(result.detect_s)}; "
+               f"recovered in {_seconds(result.recover_s)}</p>"
+               + "".join(f"<p><b>{html.escape(p)}</b></p>" for p in result.problems))
+    files = [out / "index.html", out / "replay.json"]
+    files[0].write_text(timeline_html(title, timeline_svg(result.samples, result.events, title),
+                                      text, summary))
+    files[1].write_text(json.dumps(replay_json(result), indent=2) + "\n")
+    return files
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"

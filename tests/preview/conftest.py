@@ -1,0 +1,44 @@
+"""The staged copy shared by the preview and apply suites, and each example previewed once.
+
+The live stack is the session's configured lab (t-lab); the staged copy is t-staging at slot 24
+in the same state folder, destroyed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from edge import stack
+from edge.change import load_change
+from edge.gate import record_preview
+from edge.preview import Preview, run_preview
+from tests.conftest import ROOT, Lab
+
+STAGING, STAGING_SLOT = "t-staging", 24
+
+
+@pytest.fixture(scope="session")
+def staging(lab: Lab):
+    backend = stack.Backend(state=lab.state)
+    yield backend
+    stack.destroy(STAGING, backend, stream=False)
+    stack.remove_stack(STAGING, backend)
+
+
+@pytest.fixture(scope="session")
+def previews(lab: Lab, staging: stack.Backend, tmp_path_factory: pytest.TempPathFactory
+             ) -> dict[str, Preview]:
+    """Each example previewed once (on demand) and recorded for the gate, as `edge preview`
+    does. A preview made before an apply is stale after it: `del previews[name]` re-previews."""
+    reports = tmp_path_factory.mktemp("previews")
+
+    class Lazy(dict):
+        def __missing__(self, name: str) -> Preview:
+            change = load_change(ROOT / "changes" / "examples" / f"{name}.yaml",
+                                 set(lab.outputs["nodes"]))
+            self[name] = run_preview(change, lab.stack, STAGING, ROOT / "contract.yaml",
+                                     staging, {"slot": str(STAGING_SLOT), "purpose": "test"},
+                                     progress=lambda _: None)
+            record_preview(lab.state, self[name], reports / name)
+            return self[name]
+    return Lazy()
