@@ -94,7 +94,8 @@ class Preview:
     scope: list[str] | None = None      # the hosts the change can touch (None: every host)
     policy: list[str] = field(default_factory=list)   # must-block flows the firewall would accept
     live_revision: str = ""
-    live_digest: str = ""
+    live_digest: str = ""               # the live configuration before the preview...
+    live_digest_after: str = ""         # ...and after it: equal, or the verdict is ERROR
     topology: dict = field(default_factory=dict)    # the staging stack's outputs, for drawing
     deltas: list[FlowDelta] = field(default_factory=list)
     baseline: list[Result] = field(default_factory=list)
@@ -287,7 +288,8 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         for d in compare(preview.baseline, preview.after)]
     preview.verdict, preview.reasons = judge(preview.deltas, applied.errors, policy)
     lap("change")
-    if config_digest(live_outputs) != preview.live_digest:
+    preview.live_digest_after = config_digest(live_outputs)
+    if preview.live_digest_after != preview.live_digest:
         preview.verdict = ERROR
         preview.reasons.append(f"the live stack '{live}' changed while the preview ran "
                                "(someone else is at work on it): preview again")

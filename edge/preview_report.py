@@ -48,6 +48,7 @@ def preview_json(p: Preview) -> dict:
                    "digest": p.change.digest, "vars": p.change.vars, "stop": list(p.change.stop),
                    "tree": p.change.tree},
         "live": p.live, "live_revision": p.live_revision, "live_digest": p.live_digest,
+        "live_digest_after": p.live_digest_after,
         "staging": p.staging, "infra_steps": p.infra_steps, "scope": p.scope, "policy": p.policy, "static_diffs": p.static_diffs,
         "deltas": [asdict(d) for d in p.deltas],
         "baseline": [result(r) for r in p.baseline], "after": [result(r) for r in p.after],

@@ -11,7 +11,7 @@ import pytest
 from edge import stack
 from edge.change import load_change
 from edge.gate import record_preview
-from edge.preview import Preview, run_preview
+from edge.preview import Preview, config_digest, run_preview
 from tests.conftest import ROOT, Lab
 
 STAGING, STAGING_SLOT = "t-staging", 24
@@ -25,6 +25,11 @@ def staging(lab: Lab):
     stack.remove_stack(STAGING, backend)
 
 
+# The live lab's configuration digest right before and right after each example's preview,
+# measured here, independently of the preview's own check.
+live_digests: dict[str, tuple[str, str]] = {}
+
+
 @pytest.fixture(scope="session")
 def previews(lab: Lab, staging: stack.Backend, tmp_path_factory: pytest.TempPathFactory
              ) -> dict[str, Preview]:
@@ -36,9 +41,11 @@ def previews(lab: Lab, staging: stack.Backend, tmp_path_factory: pytest.TempPath
         def __missing__(self, name: str) -> Preview:
             change = load_change(ROOT / "changes" / "examples" / f"{name}.yaml",
                                  set(lab.outputs["nodes"]))
+            before = config_digest(lab.outputs)
             self[name] = run_preview(change, lab.stack, STAGING, ROOT / "contract.yaml",
                                      staging, {"slot": str(STAGING_SLOT), "purpose": "test"},
                                      progress=lambda _: None)
+            live_digests[name] = (before, config_digest(lab.outputs))
             record_preview(lab.state, self[name], reports / name)
             return self[name]
     return Lazy()
