@@ -138,7 +138,10 @@ def _bring(stack_name: str, frm: Revision, to: Revision, backend: stack.Backend,
     """Move a stack between revisions: Pulumi only when nodes start/stop or the tree changes."""
     if frm.stop != to.stop or frm.tree != to.tree:
         rollout.infrastructure(stack_name, to, backend)
-        hosts = None if frm.tree != to.tree else sorted(set(hosts or []) | set(frm.stop))
+        if frm.tree != to.tree or hosts is None:
+            hosts = None                                  # every host
+        else:
+            hosts = sorted(set(hosts) | set(frm.stop))    # and the nodes that start again
     return rollout.configuration(stack_name, to, backend, hosts=hosts, cancel=cancel)
 
 

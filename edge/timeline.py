@@ -141,8 +141,9 @@ def _event_labels(events: list[Event], x: Callable[[float], float],
                   width: float) -> tuple[list, int]:
     """(event, baseline y, text, anchor) per event, and how many label rows that takes.
 
-    Labels of close events go on separate rows so they stay legible: at most MAX_ROWS, then
-    on the row that frees up first."""
+    Labels of close events go on separate rows so they stay legible, at most MAX_ROWS; an event
+    with no free row left keeps its line and tooltip but no label (text ""), rather than a
+    label written over another."""
     placed, ends = [], []   # ends: right end of the last label in each row
     for e in events:
         text, ex = _short(e.label, 32), x(e.t)
@@ -152,9 +153,11 @@ def _event_labels(events: list[Event], x: Callable[[float], float],
         if not free and len(ends) < MAX_ROWS:
             ends.append(0.0)
             free = [len(ends) - 1]
-        row = free[0] if free else min(range(len(ends)), key=ends.__getitem__)
-        ends[row] = hi + 6
-        placed.append((e, TOP + row * ROW_H + 10, text, anchor))
+        if not free:
+            placed.append((e, TOP + (len(ends) - 1) * ROW_H + 10, "", anchor))
+            continue
+        ends[free[0]] = hi + 6
+        placed.append((e, TOP + free[0] * ROW_H + 10, text, anchor))
     return placed, len(ends)
 
 
@@ -233,8 +236,9 @@ def timeline_svg(samples: list[Sample], events: list[Event], title: str) -> str:
         parts.append(f'<line class="event" x1="{ex:.1f}" y1="{ly + 3}" x2="{ex:.1f}" '
                      f'y2="{bottom}" {_stroke(e.kind)}><title>'
                      f'{html.escape(f"+{e.t:.2f}s {e.kind}: {e.label}")}</title></line>'
-                     f'<text x="{ex + (3 if anchor == "start" else -3):.1f}" y="{ly}" '
-                     f'text-anchor="{anchor}" fill="{colour}">{html.escape(text)}</text>')
+                     + (f'<text x="{ex + (3 if anchor == "start" else -3):.1f}" y="{ly}" '
+                        f'text-anchor="{anchor}" fill="{colour}">{html.escape(text)}</text>'
+                        if text else ""))
     parts += _legend(bottom + 44)
     parts.append("</svg>")
     return "\n".join(parts)
