@@ -71,8 +71,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     stack.select_stack(args.stack, config={"slot": str(args.slot)} if args.slot is not None else {})
     # The working tree's desired state, with the variables of changes applied since (edge apply).
-    applied = load_live(stack.STATE, args.stack) or Revision("")
-    revision = Revision(worktree_tree(), applied.vars, applied.stop)
+    applied = load_live(stack.STATE, args.stack)
+    revision = Revision(worktree_tree(), *((applied.vars, applied.stop) if applied else ()))
     backend = stack.Backend()
     stage("pulumi up", rollout.infrastructure, args.stack, revision, backend, stream=True)
     result = stage("converge", rollout.configuration, args.stack, revision, backend,

@@ -21,21 +21,17 @@ from typing import Any, Callable
 
 import docker
 import docker.errors
-import yaml
 
 from edge import paths
+from edge.scope import role_defaults
 from edge.stack import ROOT
 
 AGENT = (Path(__file__).parent / "netem_agent.py").read_text()
 
 
-def _role_defaults(role: str) -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
-
-
-NFT = _role_defaults("nftables")        # nftables_table, nftables_file: what the role loads
-PAAS_DB = _role_defaults("paas")["paas_db"]
-DNS = _role_defaults("dns")             # dns_named_conf, dns_program
+NFT = role_defaults(ROOT / "roles", "nftables")   # nftables_table, nftables_file: what it loads
+PAAS_DB = role_defaults(ROOT / "roles", "paas")["paas_db"]
+DNS = role_defaults(ROOT / "roles", "dns")        # dns_named_conf, dns_program
 ASIDE = ".edge-fault"                   # suffix of what a fault moved aside, next to the original
 STORAGE_MODES = ("gone", "readonly")
 # SQLite treats a database whose header says "write format version" > 2 as read-only (reads work,

@@ -31,8 +31,8 @@ from edge.change import Change
 from edge.configure import ConvergeResult, Progress, to_stderr
 from edge.contract import Contract, Flow, expand
 from edge.preview import SAFE, Preview
-from edge.probes import settle
-from edge.revision import Revision, load_live, save_live, stack_dir
+from edge.probes import run_flows
+from edge.revision import Revision, load_live, save_live, stack_dir, timestamp
 from edge.timeline import Event, Sample
 from edge.watch import Sink, Watcher
 
@@ -49,10 +49,6 @@ class GateRefused(RuntimeError):
     """The change may not be applied; the message says why and what to do."""
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
 def record_preview(state: Path, preview: Preview, report: Path) -> None:
     """Remember a preview's verdict for the gate: per live stack, per change digest."""
     folder = stack_dir(state, preview.live) / "previews"
@@ -61,13 +57,14 @@ def record_preview(state: Path, preview: Preview, report: Path) -> None:
     (folder / f"{preview.change.digest}.json").write_text(json.dumps({
         "digest": preview.change.digest, "description": preview.change.description,
         "verdict": preview.verdict, "reasons": preview.reasons,
-        "live_revision": preview.live_revision, "hosts": hosts, "when": _now(),
+        "live_revision": preview.live_revision, "hosts": hosts, "when": timestamp(),
         "report": str(report)}, indent=1) + "\n")
 
 
 def audit(state: Path, stack_name: str, entry: dict) -> None:
     """Append one line to the stack's audit log."""
-    line = json.dumps({"when": _now(), "stack": stack_name, "user": getpass.getuser(), **entry})
+    line = json.dumps({"when": timestamp(), "stack": stack_name, "user": getpass.getuser(),
+                       **entry})
     with open(stack_dir(state, stack_name) / "audit.jsonl", "a", encoding="utf-8") as log:
         log.write(line + "\n")
 
@@ -103,7 +100,7 @@ def stack_lock(state: Path, stack_name: str, what: str) -> Iterator[None]:
                           "(a second apply at the same time is refused)") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, (f"pid {os.getpid()} ({getpass.getuser()}@{socket.gethostname()}, since "
-                   f"{_now()}, {what})").encode(), 0)
+                   f"{timestamp()}, {what})").encode(), 0)
     try:
         yield
     finally:
@@ -231,7 +228,7 @@ def _watch_until(watcher: Watcher, watched: set[str], worker: threading.Thread,
             if not done or not done[0].ok:
                 errors = done[0].errors[:3] if done else ["the converge did not finish"]
                 return "the change failed to converge: " + "; ".join(errors)
-            failing = [r.flow.name for r in settle(flows, 0.0) if not r.ok]
+            failing = [r.flow.name for r in run_flows(flows) if not r.ok]
             if failing:
                 return f"post-apply verification failed: {', '.join(failing)}"
         if time.monotonic() - verify_from >= VERIFY_S:
@@ -245,15 +242,15 @@ def _rollback(live: str, current: Revision, target: Revision, backend: stack.Bac
               progress: Progress) -> None:
     """Back to `current`; time-to-detect and time-to-restore count from the first failed probe
     of the flows that went down (or from the decision, when only the verification failed)."""
-    decided_at = watcher.now()
-    first_failed = watcher.failing_since(result.broken) or decided_at
     decided = watcher.mark("rollback", f"rolling back: {reason}").t
+    first_failed = watcher.failing_since(result.broken)
+    first_failed = decided if first_failed is None else first_failed
     result.detect_s = round(decided - first_failed, 2)
     result.reasons.append(reason)
     progress(f"apply: {reason}; rolling back to revision {current.id}")
     undo = _bring(live, target, current, backend, hosts)
-    if watcher.wait_event("green", decided, RESTORE_WAIT_S) and undo.ok:
-        green = next(e for e in watcher.events if e.kind == "green" and e.t >= decided)
+    green = watcher.wait_event("green", decided, RESTORE_WAIT_S)
+    if green and undo.ok:
         result.restore_s = round(green.t - first_failed, 2)
         result.outcome, result.revision = "rolled-back", current.id
         progress(f"apply: rolled back; service restored {result.restore_s:.1f}s after the "

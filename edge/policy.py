@@ -13,16 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from edge.contract import Flow
+from edge.scope import role_defaults
 
 LISTS = ("firewall_allow", "firewall_allow_extra")
 
 
 def allow_rules(tree: Path, variables: dict[str, Any]) -> list[dict[str, Any]]:
     """The firewall's allow rules as the revision renders them."""
-    defaults = yaml.safe_load((tree / "roles" / "firewall" / "defaults" / "main.yml").read_text())
+    defaults = role_defaults(tree / "roles", "firewall")
     return [rule for key in LISTS for rule in (variables.get(key, defaults.get(key)) or [])]
 
 

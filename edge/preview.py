@@ -158,9 +158,10 @@ def infra_preview(live: str, target: Revision, backend: stack.Backend) -> list[s
     """`pulumi preview --diff` of the live stack at the target revision's topology and stopped
     nodes, through a copy of its config file (the live stack's own config is not touched)."""
     tree = materialize(target.tree, backend.state)
+    current = stack.stack_config(live)
     config = {"encryptionsalt": stack.salt(live),
-              "config": {f"{PROJECT}:{k}": v for k, v in (stack.stack_config(live) | {
-                  "topology": rollout.topology_path(tree, live),
+              "config": {f"{PROJECT}:{k}": v for k, v in (current | {
+                  "topology": rollout.topology_path(tree, current.get("topology")),
                   "stopped": sorted(target.stop)}).items()}}
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
         yaml.safe_dump(config, file)
@@ -225,7 +226,8 @@ def _staging_change(staging: str, live: Revision, target: Revision, backend: sta
 
 
 def run_preview(change: Change, live: str, staging: str, contract: Path,
-                backend: stack.Backend = stack.Backend(), staging_config: dict[str, str] | None = None,
+                backend: stack.Backend = stack.Backend(),
+                staging_config: dict[str, str] | None = None,
                 progress: Progress = to_stderr) -> Preview:
     """Preview `change` for the `live` stack on the `staging` stack; never writes to `live`."""
     preview = Preview(change, live, staging)
@@ -260,9 +262,9 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
                                                     for e in static_result.errors]
         return preview
     the_contract = load_contract(contract)
-    policy = preview.policy = opened(expand(the_contract, live_outputs),
-                    allow_rules(materialize(target.tree, backend.state), target.vars),
-                    live_outputs, the_contract.inside)
+    preview.policy = opened(expand(the_contract, live_outputs),
+                            allow_rules(materialize(target.tree, backend.state), target.vars),
+                            live_outputs, the_contract.inside)
 
     progress(f"preview: [2/3] staged: baseline of the contract on '{staging}'")
     outputs = preview.topology = stack.outputs(staging, backend)
@@ -286,7 +288,7 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         replace(d, where=where_it_dies(by_name[d.flow], d.before, d.after, outputs))
         if d.kind in ("outage", "redundancy-lost") else d
         for d in compare(preview.baseline, preview.after)]
-    preview.verdict, preview.reasons = judge(preview.deltas, applied.errors, policy)
+    preview.verdict, preview.reasons = judge(preview.deltas, applied.errors, preview.policy)
     lap("change")
     preview.live_digest_after = config_digest(live_outputs)
     if preview.live_digest_after != preview.live_digest:

@@ -145,14 +145,10 @@ def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: b
         if failed:          # undone in `finally`, whatever did go in
             raise failed[0]
         expected = f"{incident.expect_class} ({incident.expect_service})"
-        deadline = time.monotonic() + max(10.0, 3 * incident.within_s)
-        match = None
-        while match is None and time.monotonic() < deadline:
-            match = next((e for e in watcher.events if e.kind == "alarm" and e.t >= fault_t
-                          and e.label.startswith(expected)), None)
-            time.sleep(0.02)
+        wait_s = max(10.0, 3 * incident.within_s)
+        match = watcher.wait_event("alarm", fault_t, wait_s, label=expected)
         if match is None:
-            result.problems.append(f"no {expected} alarm within {deadline - fault_t:.0f}s")
+            result.problems.append(f"no {expected} alarm within {wait_s:.0f}s")
         else:
             result.detected, result.detect_s = match.label, round(match.t - fault_t, 2)
             if result.detect_s > incident.within_s:
@@ -215,9 +211,10 @@ def write_report(result: ReplayResult, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     title = f"replay {result.incident.name}: {'PASS' if result.ok else 'FAIL'}"
     text = timeline_text(result.events, result.samples)
-    summary = (f"<p>{html.escape(result.incident.description)}</p><p>expected "
-               f"{html.escape(result.incident.expect_class)} ({html.escape(result.incident.expect_service)})"
-               f" within {result.incident.within_s:g}s; detected: "
+    incident = result.incident
+    summary = (f"<p>{html.escape(incident.description)}</p><p>expected "
+               f"{html.escape(incident.expect_class)} ({html.escape(incident.expect_service)})"
+               f" within {incident.within_s:g}s; detected: "
                f"{html.escape(result.detected or 'nothing')} in {_seconds(result.detect_s)}; "
                f"recovered in {_seconds(result.recover_s)}</p>"
                + "".join(f"<p><b>{html.escape(p)}</b></p>" for p in result.problems))

@@ -98,6 +98,11 @@ class Revision:
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
+def timestamp() -> str:
+    """Local time as the records under `<state>/stacks/` write it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 def stack_dir(state: Path, stack: str) -> Path:
     """Where edge keeps what it knows about one stack (revision, previews, audit, lock)."""
     return _mkdir(state / "stacks" / stack)
@@ -116,7 +121,7 @@ def save_live(state: Path, stack: str, revision: Revision, how: str) -> None:
     """Record `revision` as what `stack` runs now (`how`: up, apply DIGEST, rollback...)."""
     keep(revision.tree, f"{stack}/live")
     doc = asdict(revision) | {"id": revision.id, "how": how,
-                              "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                              "when": timestamp()}
     path = stack_dir(state, stack) / "live.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")

@@ -25,19 +25,22 @@ def limit(revision: Revision, hosts: list[str] | None = None) -> str | None:
     return ":".join((hosts if hosts is not None else ["all"]) + [f"!{n}" for n in revision.stop])
 
 
-def topology_path(tree: Path, stack_name: str) -> str:
-    """The topology file of `tree`, as the stack's config names it relative to a tree."""
-    current = str(stack.stack_config(stack_name).get("topology") or TOPOLOGY)
-    relative = current.split("/trees/", 1)[1].split("/", 1)[1] if "/trees/" in current else current
-    return relative if tree == stack.ROOT else str(tree / relative)
+def topology_path(tree: Path, configured: str | None) -> str:
+    """The stack's topology file (its `topology` config: relative to the checkout, or inside an
+    unpacked tree `<state>/trees/<tree>/...`) as the same file of `tree`."""
+    path = Path(configured or TOPOLOGY)
+    if path.is_absolute() and "trees" in path.parts:
+        path = Path(*path.parts[path.parts.index("trees") + 2:])
+    return str(path) if tree == stack.ROOT else str(tree / path)
 
 
 def infrastructure(stack_name: str, revision: Revision, backend: stack.Backend,
                    stream: bool = False) -> None:
     """Pulumi up with the revision's topology and stopped nodes."""
     tree = materialize(revision.tree, backend.state)
-    wanted = {"topology": topology_path(tree, stack_name), "stopped": sorted(revision.stop)}
     current = stack.stack_config(stack_name)
+    wanted = {"topology": topology_path(tree, current.get("topology")),
+              "stopped": sorted(revision.stop)}
     if any(current.get(k) != v for k, v in wanted.items()):
         stack.set_config(stack_name, wanted)
     stack.up(stack_name, backend, stream=stream)

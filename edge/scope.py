@@ -44,10 +44,14 @@ def role_closure(roles: Path) -> dict[str, set[str]]:
     return closure
 
 
+def role_defaults(roles: Path, role: str) -> dict[str, Any]:
+    """A role's tunables as its defaults/main.yml declares them (empty if it has none)."""
+    return _yaml(roles / role / "defaults" / "main.yml") or {}
+
+
 def defining_roles(var: str, roles: Path) -> set[str]:
     """The roles whose defaults define `var`."""
-    return {role.name for role in roles.iterdir()
-            if var in (_yaml(role / "defaults" / "main.yml") or {})}
+    return {role.name for role in roles.iterdir() if var in role_defaults(roles, role.name)}
 
 
 def touched_roles(change: Change, files: list[str], roles: Path) -> set[str] | None:

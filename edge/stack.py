@@ -116,10 +116,9 @@ def set_config(stack: str, values: dict) -> None:
     """Set plain (non-secret) config values of a selected stack by editing Pulumi.<stack>.yaml,
     which is what `pulumi config set` does, without a CLI start per value."""
     path = ROOT / f"Pulumi.{stack}.yaml"
-    doc = yaml.safe_load(path.read_text()) or {}
-    config = doc.setdefault("config", {}) or {}
-    doc["config"] = config | {f"{PROJECT}:{k}": (v if isinstance(v, (list, dict)) else str(v))
-                              for k, v in values.items()}
+    doc = _config_file(stack)
+    doc["config"] = (doc.get("config") or {}) | {
+        f"{PROJECT}:{k}": (v if isinstance(v, (list, dict)) else str(v)) for k, v in values.items()}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump(doc, sort_keys=True))
     tmp.replace(path)

@@ -210,17 +210,19 @@ class Watcher:
 
     def agent_pids(self) -> list[int]:
         """The host's process ids of the running probe agents (for measuring their cost)."""
-        return [self.client.api.exec_inspect(e).get("Pid") for e in self._execs]
+        return [pid for e in self._execs if (pid := self.client.api.exec_inspect(e).get("Pid"))]
 
     def stop(self) -> None:
         """Stop the agents (their processes are killed, not left to run out their limit)."""
         self._stop.set()
-        for exec_id in self._execs:
+        try:
+            pids = self.agent_pids()
+        except docker.errors.APIError:      # the engine is gone: so are the agents
+            pids = []
+        for pid in pids:
             try:
-                pid = self.client.api.exec_inspect(exec_id).get("Pid")
-                if pid:
-                    os.kill(pid, signal.SIGTERM)
-            except (docker.errors.APIError, ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
                 pass
         for thread in self._threads:
             thread.join(timeout=5)
@@ -299,7 +301,7 @@ class Watcher:
         if green and not self._green.is_set():
             self._green.set()
             self._emit(Event(self.now(), "green", f"all {len(states)} must-work flows ok"))
-        elif not green and self._green.is_set() and any(v != "ok" for v in states.values()):
+        elif not green:
             self._green.clear()
 
     def active(self) -> list[Alarm]:
@@ -322,12 +324,15 @@ class Watcher:
         """Wait until every must-work flow has a full window of good samples."""
         return self._green.wait(timeout_s)
 
-    def wait_event(self, kind: str, after: float, timeout_s: float) -> Event | None:
-        """The first event of `kind` at or after `after` (watch time), waiting up to timeout."""
+    def wait_event(self, kind: str, after: float, timeout_s: float,
+                   label: str = "") -> Event | None:
+        """The first event of `kind` (whose label starts with `label`) at or after `after`
+        (watch time), waiting up to timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
-                found = next((e for e in self.events if e.kind == kind and e.t >= after), None)
+                found = next((e for e in self.events if e.kind == kind and e.t >= after
+                              and e.label.startswith(label)), None)
             if found:
                 return found
             time.sleep(0.02)
