@@ -22,8 +22,7 @@ down:
 status:
 	@$(PY) -m edge.cli status --stack $(STACK)
 
+# Every benchmark (BENCH_ARGS e.g. "--runs 3 --only floor"), one table, README timings rewritten.
 bench: setup
-	@$(PY) bench/lab_lifecycle.py
-	@$(PY) bench/edge_up.py
-	@$(PY) bench/change_gate.py
-	@$(PY) bench/watch.py
+	@$(PY) bench/run.py $(BENCH_ARGS)
+	@$(PY) bench/run.py --readme

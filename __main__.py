@@ -29,7 +29,8 @@ def main() -> None:
         if slot is None:
             raise TopologyError(f"stack '{stack}' has no address slot. Run `pulumi config set "
                                 f"slot N -s {stack}` with an N no other stack uses.")
-        plan = stack_plan(topology, stack, slot, config.require("purpose"))
+        plan = stack_plan(topology, stack, slot, config.require("purpose"),
+                          config.get("run") or "")
         check_address_plan(plan)
         image = config.get("image") or image_ref(ROOT)
         if not image_exists(image):

@@ -9,21 +9,20 @@ Usage: .venv/bin/python bench/change_gate.py [--runs N]
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, bench_stack, report, timed, write_results
+from common import ROOT, Figures, bench_stack, edge_up, main, report, timed
 
-from edge import rollout, stack
+from edge import stack
 from edge.change import Change, load_change
-from edge.contract import expand, load_contract
+from edge.contract import load_contract
 from edge.gate import record_preview, run_apply
 from edge.preview import SAFE, change_scope, run_preview, static_stage
-from edge.probes import settle
-from edge.revision import Revision, load_live, save_live, worktree_tree
+from edge.revision import load_live
 
+NAME = "change_gate"
 LIVE, LIVE_SLOT = "bench-live", 18
 STAGING, STAGING_SLOT = "bench-staging", 19
 CONTRACT = load_contract(ROOT / "contract.yaml")
@@ -33,37 +32,21 @@ def quiet(_: str) -> None:
     """Progress lines are not part of the figures."""
 
 
-def bring_up(backend: stack.Backend) -> None:
-    revision = Revision(worktree_tree())
-    rollout.infrastructure(LIVE, revision, backend)
-    result = rollout.configuration(LIVE, revision, backend)
-    if not result.ok:
-        raise SystemExit("converge failed:\n" + "\n".join(result.errors))
-    save_live(backend.state, LIVE, revision, "bench")
-    failing = [r.flow.name for r in settle(expand(CONTRACT, stack.outputs(LIVE, backend)), 30)
-               if not r.ok]
-    if failing:
-        raise SystemExit(f"contract failing: {failing}")
-
-
 def ttl_change(ttl: int, folder: Path) -> Change:
     path = folder / f"ttl-{ttl}.yaml"
     path.write_text(f"description: zone TTL {ttl}s\nvars: {{dns_ttl: {ttl}}}\n")
     return load_change(path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
-    figures: dict[str, list[float]] = {"preview_s": [], "static_stage_s": [],
-                                       "apply_verify_s": [], "rollback_detect_s": [],
-                                       "rollback_restore_s": []}
+def measure(runs: int) -> Figures:
+    """Preview, static stage, apply and a forced rollback, `runs` times, staging up."""
+    figures: Figures = {"preview_s": [], "static_stage_s": [], "apply_verify_s": [],
+                        "rollback_detect_s": [], "rollback_restore_s": []}
     breaking = load_change(ROOT / "changes" / "examples" / "lb-wrong-bind.yaml")
     with bench_stack(LIVE, LIVE_SLOT) as backend, tempfile.TemporaryDirectory() as tmp:
         stack.select_stack(STAGING, backend, {"slot": str(STAGING_SLOT), "purpose": "bench"})
         try:
-            bring_up(backend)
+            edge_up(LIVE, backend)
             # Staging is brought up by a first preview; the figures are with staging up.
             run_preview(ttl_change(299, Path(tmp)), LIVE, STAGING, ROOT / "contract.yaml",
                         backend, progress=quiet)
@@ -93,8 +76,8 @@ def main() -> None:
         finally:
             stack.destroy(STAGING, backend, stream=False)
             stack.remove_stack(STAGING, backend)
-    write_results("change_gate", runs, figures)
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    main(NAME, measure, __doc__)

@@ -6,50 +6,38 @@ Usage: .venv/bin/python bench/edge_up.py [--runs N]
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 
-from common import ROOT, bench_stack, report, timed, write_results
+from common import ROOT, Figures, bench_stack, edge_up, main, report, timed
 
-from edge import configure, stack
-from edge.contract import expand, load_contract
-from edge.cli import SETTLE_S
-from edge.probes import settle
+from edge import rollout, stack
+from edge.workflow.up import target_revision
 
-STACK, SLOT = "bench-edge", 26
-
-
-def converge_ok(backend: stack.Backend) -> None:
-    result = configure.converge(STACK, backend.state, progress=None)
-    if not result.ok:
-        raise SystemExit("converge failed:\n" + "\n".join(result.errors))
+NAME = "edge_up"
+# Slots 24-31 belong to the lab test suites (tests/lab_fixtures.py), which may run meanwhile.
+STACK, SLOT = "bench-edge", 20
 
 
-def verify_ok(backend: stack.Backend) -> None:
-    failed = [r for r in settle(expand(load_contract(ROOT / "contract.yaml"),
-                                       stack.outputs(STACK, backend)), SETTLE_S) if not r.ok]
-    if failed:
-        raise SystemExit(f"contract failing: {[r.flow.name for r in failed]}")
+def converge_again_ok(backend: stack.Backend) -> None:
+    result = rollout.configuration(STACK, target_revision(backend.state, STACK).revision, backend)
+    if not result.ok or result.changed:
+        raise SystemExit(f"second converge: {result.status}, {result.changed} changed")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
-    figures: dict[str, list[float]] = {"pulumi_up_s": [], "converge_s": [],
-                                       "converge_again_s": [], "verify_s": [], "full_up_s": [],
-                                       "e2e_suite_s": []}
+def measure(runs: int) -> Figures:
+    """`edge up` on a fresh lab, a second converge and the e2e suite, `runs` times."""
+    figures: Figures = {"pulumi_up_s": [], "converge_s": [], "converge_again_s": [],
+                        "verify_s": [], "full_up_s": [], "e2e_suite_s": []}
     with bench_stack(STACK, SLOT) as backend:
         for run in range(1, runs + 1):
-            figures["pulumi_up_s"].append(timed(stack.up, STACK, backend, stream=False))
-            figures["converge_s"].append(timed(converge_ok, backend))
-            figures["verify_s"].append(timed(verify_ok, backend))
-            figures["full_up_s"].append(round(figures["pulumi_up_s"][-1]
-                                              + figures["converge_s"][-1]
-                                              + figures["verify_s"][-1], 2))
-            figures["converge_again_s"].append(timed(converge_ok, backend))
+            timings = edge_up(STACK, backend).timings
+            figures["pulumi_up_s"].append(round(timings["pulumi up"], 2))
+            figures["converge_s"].append(round(timings["converge"], 2))
+            figures["verify_s"].append(round(timings["verify"], 2))
+            figures["full_up_s"].append(round(sum(timings.values()), 2))
+            figures["converge_again_s"].append(timed(converge_again_ok, backend))
             figures["e2e_suite_s"].append(timed(
                 subprocess.run, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                  str(ROOT / "tests" / "e2e")],
@@ -57,8 +45,8 @@ def main() -> None:
                 cwd=ROOT, check=True, capture_output=True))
             report(run, runs, figures)
             stack.destroy(STACK, backend, stream=False)
-    write_results("edge_up", runs, figures)
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    main(NAME, measure, __doc__)

@@ -1,6 +1,7 @@
-"""Benchmark: how fast the watcher tells, and what it costs. On one lab: every incident of the
-catalog replayed N times (time-to-detect, time-to-recover), then a quiet soak with no fault
-(alarms raised must be zero) during which the probe agents' CPU time is read from /proc.
+"""Benchmark: how fast the watcher tells, and what it costs. On one lab brought up as `edge up`
+does: every incident of the catalog replayed N times (time-to-detect, time-to-recover), then a
+quiet soak with no fault (alarms raised must be zero) during which the probe agents' CPU time is
+read from /proc.
 
 Usage: .venv/bin/python bench/watch.py [--runs N] [--soak-s SECONDS]
 """
@@ -8,22 +9,23 @@ Usage: .venv/bin/python bench/watch.py [--runs N] [--soak-s SECONDS]
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
 import sys
 import time
 
-from common import ROOT, bench_stack, report, write_results
+from common import ROOT, Figures, bench_stack, edge_up, report, run_benchmark, summary
 
-from edge import rollout, stack
 from edge.contract import expand, load_contract
-from edge.probes import settle
 from edge.replay import load_catalog, run_replay
-from edge.revision import Revision, worktree_tree
 from edge.watch import Watcher
 
+NAME = "watch"
 STACK, SLOT = "bench-watch", 17
 CONTRACT = load_contract(ROOT / "contract.yaml")
 TICKS = os.sysconf("SC_CLK_TCK")
+SOAK_S = 600.0
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -51,32 +53,30 @@ def soak(outputs: dict, seconds: float) -> dict[str, float]:
             "soak_probes": len(watcher.samples), "agents_cpu_pct_of_one_core": round(cpu, 2)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--soak-s", type=float, default=600.0)
-    args = parser.parse_args()
+def measure(runs: int, soak_s: float = SOAK_S) -> Figures:
+    """Every incident replayed `runs` times, then one quiet soak of `soak_s` seconds."""
     catalog = load_catalog(ROOT / "replays.yaml")
-    figures: dict[str, list[float]] = {f"{name}_{what}_s": [] for name in catalog
-                                       for what in ("detect", "recover")}
+    figures: Figures = {f"{name}_{what}_s": [] for name in catalog
+                        for what in ("detect", "recover")}
     with bench_stack(STACK, SLOT) as backend:
-        revision = Revision(worktree_tree())
-        rollout.infrastructure(STACK, revision, backend)
-        if not rollout.configuration(STACK, revision, backend).ok:
-            raise SystemExit("converge failed")
-        outputs = stack.outputs(STACK, backend)
-        settle(expand(CONTRACT, outputs), 30)
-        for run in range(1, args.runs + 1):
+        outputs = edge_up(STACK, backend).outputs
+        for run in range(1, runs + 1):
             for name, incident in catalog.items():
                 result = run_replay(incident, outputs, CONTRACT, progress=lambda _: None)
                 if not result.ok:
                     raise SystemExit(f"{name}: {result.problems}")
                 figures[f"{name}_detect_s"].append(result.detect_s)
                 figures[f"{name}_recover_s"].append(result.recover_s)
-            report(run, args.runs, figures)
-        quiet = soak(outputs, args.soak_s)
-    write_results("watch", args.runs, figures | {k: [v] for k, v in quiet.items()})
+            report(run, runs, figures)
+        quiet = soak(outputs, soak_s)
+    return figures | {k: [v] for k, v in quiet.items()}
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=summary(__doc__))
+    parser.add_argument("--runs", type=int, default=5, help="how many times (default 5)")
+    parser.add_argument("--soak-s", type=float, default=SOAK_S,
+                        help=f"length of the quiet soak (default {SOAK_S:g})")
+    args = parser.parse_args()
+    out = run_benchmark(NAME, functools.partial(measure, soak_s=args.soak_s), args.runs)
+    print(json.dumps(json.loads(out.read_text())["median"], indent=2))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import docker
 
+from edge.engines import docker_exec
 from edge.infra.docker_provider import bridge_name
 from edge.plan import LABEL_STACK, StackPlan
 from edge.topology import FORBIDDEN
@@ -87,7 +88,7 @@ def conflicts(plan: StackPlan, taken: list[Taken]) -> list[str]:
 
 def check_address_plan(plan: StackPlan, client: docker.DockerClient | None = None) -> None:
     """Raise AddressPlanError if any of the plan's prefixes is already in use on this host."""
-    client = client or docker.from_env()
+    client = client or docker_exec.client()
     found = conflicts(plan, taken_prefixes(plan.stack, client))
     if found:
         raise AddressPlanError(

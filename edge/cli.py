@@ -7,42 +7,28 @@ import dataclasses
 import sys
 import time
 
-import docker
-import docker.errors
-
 from pathlib import Path
 
-from edge import cleanup, configure, faults, rollout, stack
+from edge import cleanup, configure, faults, stack
+from edge.engines import processes
 from edge.change import Change, ChangeError, load_change, working_tree_change
 from edge.contract import ContractError, expand, load_contract
-from edge.gate import record_preview, run_apply
+from edge.gate import run_apply
 from edge.plan import LABEL_STACK
-from edge.preview import run_preview
 from edge.replay import ReplayError, load_catalog, run_replay, write_report
-from edge.revision import (Revision, RevisionError, load_live, save_live, stack_dir,
-                           worktree_tree)
-from edge.watch import Thresholds, Watcher, json_sink, status_line, terminal_sink, webhook_sink
+from edge.revision import RevisionError, load_live, stack_dir
+from edge.state import StackLocked, StateError, stack_lock
+from edge.watch import Thresholds, Watcher, WatchError, json_sink, status_line, terminal_sink, webhook_sink
 from edge.preview_report import preview_table, write_reports
-from edge.probes import Result, results_table, settle
+from edge.probes import Result, results_table
 from edge.table import text_table
 from edge.timeline import timeline_text
+from edge.model.lab import LabError
+from edge.workflow import doctor as workflow_doctor
+from edge.workflow import preview as workflow_preview
+from edge.workflow import up as workflow_up
 
-# After a converge, how long failing flows may take to recover (BGP, health checks) before they
-# count as failures.
-SETTLE_S = 20.0
 TIER_ORDER = ["vantage", "internet", "routing", "firewall", "load balancing", "dns", "paas"]
-
-
-def node_states(outputs: dict) -> dict[str, str]:
-    """Each node's container state as the engine reports it (running, exited, missing...)."""
-    api = docker.from_env().api
-    states = {}
-    for name, node in (outputs.get("nodes") or {}).items():
-        try:
-            states[name] = api.inspect_container(node["container_id"])["State"]["Status"]
-        except docker.errors.NotFound:
-            states[name] = "missing"
-    return states
 
 
 def summary_table(outputs: dict, states: dict[str, str]) -> str:
@@ -58,45 +44,34 @@ def summary_table(outputs: dict, states: dict[str, str]) -> str:
     return text_table(rows)
 
 
+def _print_stage(stack_name: str):
+    def on_stage(name: str, number: int, total: int) -> None:
+        print(f"edge: [{number}/{total}] {name} (stack '{stack_name}')", file=sys.stderr)
+    return on_stage
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Infrastructure, then configuration, then verification, each timed."""
-    timings: dict[str, float] = {}
-
-    def stage(name: str, func, *a, **kw):
-        print(f"edge: [{len(timings) + 1}/3] {name} (stack '{args.stack}')", file=sys.stderr)
-        started = time.monotonic()
-        value = func(*a, **kw)
-        timings[name] = time.monotonic() - started
-        return value
-
-    stack.select_stack(args.stack, config={"slot": str(args.slot)} if args.slot is not None else {})
-    # The working tree's desired state, with the variables of changes applied since (edge apply).
-    applied = load_live(stack.STATE, args.stack)
-    revision = Revision(worktree_tree(), *((applied.vars, applied.stop) if applied else ()))
-    backend = stack.Backend()
-    stage("pulumi up", rollout.infrastructure, args.stack, revision, backend, stream=True)
-    result = stage("converge", rollout.configuration, args.stack, revision, backend,
-                   progress=configure.to_stderr)
-    if result.ok:
-        save_live(stack.STATE, args.stack, revision, "up")
-    print(configure.converge_table(result))
-    for error in result.errors:
+    up = workflow_up.bring_up(args.stack, args.contract,
+                              config={"slot": str(args.slot)} if args.slot is not None else {},
+                              stream=True, force=args.force, progress=configure.to_stderr,
+                              on_stage=_print_stage(args.stack))
+    print(configure.converge_table(up.converge))
+    for error in up.converge.errors:
         print(f"  {error}", file=sys.stderr)
-    outputs = stack.outputs(args.stack)
-    results = stage("verify", verify, outputs, args.contract, SETTLE_S)
-    failed = sum(not r.ok for r in results)
-    states = node_states(outputs)
-    print("\n" + summary_table(outputs, states))
-    down = sorted(n for n, s in states.items() if s != "running")
-    print(f"\nstack '{args.stack}' (slot {outputs.get('slot')}, zone {outputs.get('zone')}): "
-          f"{len(states) - len(down)}/{len(states)} nodes running, converge "
-          f"{'ok' if result.ok else 'FAILED'}, {failed} of {len(results)} contract flows failing"
-          f"; " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
-    for url in lab_urls(results):
+    print(results_table(up.results))
+    print("\n" + summary_table(up.outputs, up.states))
+    print(f"\nstack '{args.stack}' (slot {up.outputs.get('slot')}, zone {up.outputs.get('zone')}): "
+          f"{len(up.states) - len(up.down)}/{len(up.states)} nodes running, converge "
+          f"{'ok' if up.converge.ok else 'FAILED'}, {up.failing} of {len(up.results)} contract "
+          "flows failing; " + ", ".join(f"{k} {v:.1f}s" for k, v in up.timings.items()))
+    for url in lab_urls(up.results):
         print(f"  {url}")
-    if down:
-        print(f"not running: {', '.join(down)}", file=sys.stderr)
-    return 1 if down or failed or not result.ok else 0
+    if up.down:
+        print(f"not running: {', '.join(up.down)}", file=sys.stderr)
+    if up.target:
+        _say_pending(args.stack, up.target)
+    return 0 if up.ok else 1
 
 
 def lab_urls(results: list[Result]) -> list[str]:
@@ -109,30 +84,42 @@ def lab_urls(results: list[Result]) -> list[str]:
     return [f"{url}  via {', '.join(addresses)}" for url, addresses in serving.items()]
 
 
-def verify(outputs: dict, contract_path: str, settle_s: float = 0.0) -> list[Result]:
-    """Probe the contract's flows on a stack (waiting up to `settle_s` for failing ones to
-    recover, as right after a converge) and print the table."""
-    results = settle(expand(load_contract(contract_path), outputs), settle_s)
-    print(results_table(results))
-    return results
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
-    return 0 if all(r.ok for r in verify(stack.outputs(args.stack), args.contract)) else 1
+    results = workflow_up.verify(stack.outputs(args.stack), args.contract)
+    print(results_table(results))
+    return 0 if all(r.ok for r in results) else 1
 
 
 def cmd_converge(args: argparse.Namespace) -> int:
-    result = configure.converge(args.stack, check=args.check)
+    if not stack.outputs(args.stack).get("nodes"):
+        raise ChangeError(f"stack '{args.stack}' has no nodes: it is not up (edge up --stack "
+                          f"{args.stack})")
+    result, target = workflow_up.converge(args.stack, check=args.check, force=args.force,
+                                          progress=configure.to_stderr)
     print(configure.converge_table(result))
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
-    print(f"converge of '{args.stack}': {result.status}, {result.changed} changed, "
-          f"{result.seconds:.1f}s")
+    print(f"converge of '{args.stack}' to revision {target.revision.id}"
+          f"{' (forced: the working tree)' if target.forced else ''}: {result.status}, "
+          f"{result.changed} changed, {result.seconds:.1f}s")
+    _say_pending(args.stack, target)
     return 0 if result.ok else 1
 
 
+def _say_pending(stack_name: str, target: workflow_up.Target) -> None:
+    """The working tree's edits that a writer left out, and the ways to bring them."""
+    if target.pending:
+        print(f"edge: the working tree's desired state (tree {target.pending[:12]}) is not the "
+              f"revision '{stack_name}' runs ({target.revision.id}): it was left out. Bring it "
+              f"through `edge preview` + `edge apply --stack {stack_name}`, or take it as it is "
+              "with --force (recorded in the audit log).", file=sys.stderr)
+
+
 def _change(args: argparse.Namespace) -> Change:
-    """The change a command is about: a change file, or the working tree's edits."""
+    """The change a command is about: a change file, or the working tree's edits. A change
+    file's own mistakes are told first, before anything asks the stack."""
+    if args.change:
+        load_change(args.change)
     nodes = set(stack.outputs(args.stack).get("nodes") or {})
     if not nodes:
         raise ChangeError(f"stack '{args.stack}' is not up: nothing to change (make up)")
@@ -145,14 +132,15 @@ def _change(args: argparse.Namespace) -> Change:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    """Try a change on the staging stack; exit 0 SAFE, 1 UNSAFE, 2 ERROR."""
+    """Try a change on the staging stack; exit 0 SAFE or NO-OP, 1 UNSAFE, 2 ERROR."""
+    workflow_preview.check_staging(args.stack, args.staging)
     change = _change(args)
-    result = run_preview(change, args.stack, args.staging, Path(args.contract))
-    print(preview_table(result))
     out = Path(args.out or stack.ROOT / "report" / f"preview-{change.digest}")
+    result = workflow_preview.preview(change, args.stack, args.staging, Path(args.contract), out,
+                                      wait=not args.no_wait)
+    print(preview_table(result))
     for path in write_reports(result, out):
         print(f"  {path}")
-    record_preview(stack.STATE, result, out)
     return result.exit_code
 
 
@@ -161,6 +149,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     back, 2 refused or failed."""
     change = _change(args)
     result = run_apply(change, args.stack, load_contract(args.contract), force=args.force,
+                       staging=args.staging,
                        sinks=[terminal_sink(sys.stderr)])
     for reason in result.reasons:
         print(f"  - {reason}", file=sys.stderr)
@@ -183,9 +172,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
     sinks = [terminal_sink()] + ([json_sink(args.log)] if args.log else []) \
         + ([webhook_sink(args.webhook)] if args.webhook else [])
     watcher = Watcher(expand(contract, outputs), contract,
-                      Thresholds(args.interval, args.window, args.down), sinks)
+                      Thresholds(args.interval, args.window, args.down, recover=args.recover,
+                                 settle_s=args.settle, block_interval_s=args.block_interval),
+                      sinks)
     print(f"watching {len(watcher.flows)} must-work flows of '{args.stack}' every "
-          f"{args.interval * 1000:.0f} ms (down: {args.down} of {args.window} failed); Ctrl-C "
+          f"{args.interval * 1000:.0f} ms (down: {args.down} of {args.window} failed) and "
+          f"{len(watcher.block_flows)} must-block flows every {args.block_interval:g} s; Ctrl-C "
           "stops", file=sys.stderr)
     deadline = time.monotonic() + args.seconds if args.seconds else None
     with watcher:
@@ -221,8 +213,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     outputs = stack.outputs(args.stack)
     if not outputs:
         raise ReplayError(f"stack '{args.stack}' is not up: nothing to replay on (make up)")
-    result = run_replay(incident, outputs, load_contract(args.contract),
-                        restore=not args.no_restore, state_dir=stack_dir(stack.STATE, args.stack))
+    with stack_lock(stack.STATE, args.stack, f"edge replay {incident.name}"):
+        result = run_replay(incident, outputs, load_contract(args.contract),
+                            restore=not args.no_restore,
+                            state_dir=stack_dir(stack.STATE, args.stack))
     print(timeline_text(result.events, result.samples))
     print(f"\n{'PASS' if result.ok else 'FAIL'}: {incident.name}: detected "
           f"{result.detected or 'nothing'}"
@@ -239,26 +233,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_fault(args: argparse.Namespace) -> int:
     """Break the stack for real (recorded until cleared), list what is broken, or undo it all;
     `clear` then converges the stack to its revision and verifies it green."""
-    outputs = stack.outputs(args.stack)
     state_dir = stack_dir(stack.STATE, args.stack)
     if args.action == "inject":
         options = {"network": args.network, "delay_ms": args.delay_ms,
                    "loss_pct": args.loss_pct, "rate": args.rate, "mode": args.mode}
-        fault = faults.inject(args.kind, args.node, outputs, options)
-        faults.record(state_dir, fault)
+        fault = workflow_up.inject_fault(args.stack, args.kind, args.node, options)
         print(f"injected: {fault}  (undo: edge fault clear --stack {args.stack})")
         return 0
     if args.action == "list":
         print("\n".join(str(fault) for fault in faults.active(state_dir)) or "no active fault")
         return 0
-    undone = faults.clear(state_dir, outputs)
-    print("\n".join(f"undone: {fault}" for fault in undone) or "no active fault")
-    live = load_live(stack.STATE, args.stack) or Revision(worktree_tree())
-    result = rollout.configuration(args.stack, live, stack.Backend())
-    failing = sum(not r.ok for r in verify(outputs, args.contract, SETTLE_S))
-    print(f"stack '{args.stack}': converge {'ok' if result.ok else 'FAILED'}, "
-          f"{failing} contract flows failing")
-    return 0 if result.ok and not failing else 1
+    cleared = workflow_up.clear_faults(args.stack, args.contract)
+    print("\n".join(f"undone: {fault}" for fault in cleared.undone) or "no active fault")
+    print(results_table(cleared.results))
+    print(f"stack '{args.stack}': converge {'ok' if cleared.converge.ok else 'FAILED'}, "
+          f"{cleared.failing} contract flows failing")
+    return 0 if cleared.ok else 1
 
 
 def add_fault_command(sub: argparse._SubParsersAction) -> None:
@@ -288,7 +278,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not outputs:
         print(f"stack '{args.stack}' has no outputs: it is not up (run `make up`).")
         return 1
-    states = node_states(outputs)
+    states = workflow_up.node_states(outputs)
     print(summary_table(outputs, states))
     live = load_live(stack.STATE, args.stack)
     print(f"revision: {live.id if live else 'none recorded (edge up)'}"
@@ -300,12 +290,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    stack.select_stack(args.stack)
-    stack.destroy(args.stack)
+    workflow_up.destroy(args.stack)
     left = cleanup.count({LABEL_STACK: args.stack})
     print(f"stack '{args.stack}' destroyed; {left.total} labelled objects left "
           f"({left.containers} containers, {left.networks} networks, {left.volumes} volumes)")
     return 0 if left.total == 0 else 1
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per check with what to do; exit 1 when any fails (after --fix, when asked)."""
+    for done in (workflow_doctor.fix() if args.fix else []):
+        print(f"fixed: {done}")
+    checks = workflow_doctor.examine()
+    rows = [("CHECK", "", "WHAT", "FIX")]
+    rows += [(c.name, "ok" if c.ok else "FAIL", c.detail, c.fix) for c in checks]
+    print(text_table(rows))
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -350,17 +350,36 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=float, default=0.2, help="seconds between probes")
     watch.add_argument("--window", type=int, default=3, help="M: samples judged per flow")
     watch.add_argument("--down", type=int, default=2, help="N: failed samples that make it down")
+    watch.add_argument("--recover", type=int, default=3, help="good probes in a row before a "
+                       "flow that was down counts as recovered")
+    watch.add_argument("--settle", type=float, default=2.0, help="a recovering service changes "
+                       "class at most once per this many seconds")
+    watch.add_argument("--block-interval", type=float, default=5.0, help="seconds between "
+                       "probes of the must-block flows (0: off)")
     watch.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     watch.add_argument("--log", help="append every event as a JSON line to this file")
     watch.add_argument("--webhook", help="POST alarms and clears as JSON to this URL")
     commands["preview"].add_argument("--staging", default="staging",
                                      help="the stack the change is tried on (default: staging)")
+    commands["apply"].add_argument("--staging", default="staging", help="the staging stack "
+                                   "of the preview this apply relies on (default: staging)")
     commands["preview"].add_argument("--out", help="report folder (default: report/preview-DIGEST)")
+    commands["preview"].add_argument("--no-wait", action="store_true", help="refuse, instead "
+                                     "of waiting, when another preview holds the staging stack")
+    for name in ("up", "converge"):
+        commands[name].add_argument("--force", action="store_true", help="take the working "
+                                    "tree's edits without preview + apply (recorded in the "
+                                    "audit log)")
     for name in ("up", "verify", "preview", "apply", "watch", "replay"):
         commands[name].add_argument("--contract", default=str(stack.ROOT / "contract.yaml"),
                                     help="the connectivity contract (default: contract.yaml)")
     commands["converge"].add_argument("--check", action="store_true",
                                       help="dry run: show what would change (--check --diff)")
+    doctor = sub.add_parser("doctor", help="check this machine, the stacks' state and what "
+                            "interrupted runs left; one line per check with the fix")
+    doctor.add_argument("--fix", action="store_true", help="first stop leftover processes and "
+                        "delete DOCKER-USER rules of bridges that are gone")
+    doctor.set_defaults(func=cmd_doctor)
     clean = sub.add_parser("clean", help="remove leftovers by label, without Pulumi")
     group = clean.add_mutually_exclusive_group(required=True)
     group.add_argument("--stack", help="every object of this stack")
@@ -372,12 +391,21 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    processes.install_signal_handlers()
+    left = processes.reap(processes.leftovers())
+    for process in left:
+        print(f"edge: stopped a leftover of a killed edge command: {process}", file=sys.stderr)
     try:
         return args.func(args)
     except (stack.PulumiError, ContractError, ChangeError, RevisionError, ReplayError,
-            faults.FaultError) as err:
+            faults.FaultError, StateError, StackLocked, WatchError, LabError) as err:
         print(f"edge: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        # The processes it started were stopped on the way out (edge/engines/processes.py).
+        print(f"\nedge: interrupted ({interrupt or 'Ctrl-C'}); the processes it started are "
+              "stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import ansible_runner
 
+from edge.engines import processes
 from edge.stack import ROOT, STATE
 from edge.table import text_table
 
@@ -105,13 +106,18 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
 
     cmdline = "--check --diff" if check else "--diff"
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="edge-runner-") as private:
+    # ansible-playbook runs in a pty session of its own: on an interrupt, or when the run is
+    # cancelled, every process carrying this process's mark is stopped, its forks included.
+    with tempfile.TemporaryDirectory(prefix="edge-runner-") as private, \
+            processes.own_children_stopped():
         runner = ansible_runner.run(
             private_data_dir=private,
             project_dir=str(tree),
             playbook=str(tree / "site.yml"),
             inventory=str(tree / "inventory" / "edge_stack.py"),
             envvars={"EDGE_STACK": stack, "EDGE_STATE": str(state),
+                     "EDGE_INVENTORY_SECRETS": "1",
+                     processes.OWNER_ENV: processes.owner_mark(),
                      "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
                      "PYTHONPATH": str(ROOT),
                      # The venv's ansible-playbook, whether or not the venv is on PATH.
@@ -123,6 +129,9 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
             event_handler=on_event,
             cancel_callback=(lambda: cancel.is_set()) if cancel else None,
         )
+        if runner.status == "canceled":
+            processes.reap([p for p in processes.leftovers(processes.owner_mark())
+                            if "ansible" in p.command])
         stats = runner.stats or {}
         if runner.status != "successful" and not errors:   # failed before any task ran
             said = (runner.stdout.read() if runner.stdout else "").strip().splitlines()

@@ -90,10 +90,12 @@ def load_contract(path: Path | str) -> Contract:
     if not isinstance(inside, list) or not all(isinstance(n, str) for n in inside):
         r.fail(defaults, "defaults.inside", "expected a list of vantage node names",
                "Write e.g. `inside: [inside]`.", "inside")
-    return Contract(path, float(defaults.get("timeout_s", 2.0)),
-                    float(defaults.get("block_timeout_s", 1.0)), tuple(doc["flows"]),
-                    float(defaults.get("watch_timeout_s", 0.5)),
-                    float(defaults.get("latency_objective_ms", 100.0)), tuple(inside))
+    def number(key: str, default: float, unit: str = "seconds") -> float:
+        return r.number(defaults, key, f"defaults.{key}", default, unit)
+
+    return Contract(path, number("timeout_s", 2.0), number("block_timeout_s", 1.0),
+                    tuple(doc["flows"]), number("watch_timeout_s", 0.5),
+                    number("latency_objective_ms", 100.0, "milliseconds"), tuple(inside))
 
 
 def _target(r: Reader, spec: Mapping, key: str, field_: str) -> None:

@@ -7,61 +7,69 @@ running, something listening), and for HTTP the load balancer's view of its back
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import docker
-import docker.errors
 
 from edge.contract import Flow
+from edge.engines import docker_exec, facts
 from edge.probes import run_flows
-
-def _run(client: docker.DockerClient, container: str, *cmd: str) -> tuple[int, str]:
-    try:
-        box = client.containers.get(container)
-    except docker.errors.NotFound:
-        return -1, "missing"
-    if box.status != "running":
-        return -1, box.status
-    code, out = box.exec_run(list(cmd))
-    return code, out.decode(errors="replace")
 
 
 def _nodes_with_role(outputs: dict[str, Any], role: str) -> list[str]:
     return sorted(n for n, v in outputs["nodes"].items() if v["role"] == role)
 
 
-def firewall_denied(outputs: dict[str, Any], client: docker.DockerClient) -> dict[str, int]:
-    """Packets counted by each firewall's default-deny rule (read before and after a probe)."""
+def firewall_denied(outputs: dict[str, Any],
+                    client: docker.DockerClient | None = None) -> dict[str, int]:
+    """Packets counted by each firewall's default-deny rule (read before and after a probe); a
+    firewall whose ruleset cannot be read, or has no such rule, is left out."""
     counts = {}
     for fw in _nodes_with_role(outputs, "firewall"):
-        code, out = _run(client, outputs["nodes"][fw]["container"],
-                         "nft", "-j", "list", "chain", "inet", "edge", "forward")
-        if code != 0:
+        try:
+            ruleset = facts.NFT_RULESET.gather(outputs["nodes"][fw]["container"], client)
+        except (docker_exec.ExecError, facts.FactError):
             continue
-        for item in json.loads(out).get("nftables", []):
-            rule = item.get("rule", {})
-            if rule.get("comment") == "forward-denied":
-                counter = next((e["counter"] for e in rule["expr"] if "counter" in e), {})
-                counts[fw] = int(counter.get("packets", 0))
+        if (denied := ruleset.counter("forward-denied")) is not None:
+            counts[fw] = denied
     return counts
+
+
+def _state(container: str, client: docker.DockerClient | None) -> str:
+    """The container's state: running, exited, paused, missing..."""
+    try:
+        return docker_exec.container(container, client).status
+    except docker_exec.ContainerUnavailable as gone:
+        return gone.state
+
+
+def _down_servers(container: str, client: docker.DockerClient | None) -> list[str]:
+    """The load balancer's servers that are not UP, as "proxy/server STATUS" ([] when its
+    statistics cannot be read)."""
+    try:
+        stat = facts.HAPROXY_STAT.gather(container, client)
+    except (docker_exec.ExecError, facts.FactError):
+        return []
+    return [f"{proxy}/{server} {status}" for (proxy, server), status in sorted(stat.items())
+            if server not in ("FRONTEND", "BACKEND") and not status.startswith("UP")]
 
 
 def where_it_dies(flow: Flow, before: str, after: str, outputs: dict[str, Any],
                   client: docker.DockerClient | None = None) -> str:
     """The first finding along the path of a broken must-work flow (outcomes `before` and
     `after` the change), or "" if none."""
-    client = client or docker.from_env()
     target_node = flow.target
     address = flow.params.get("address") or flow.params.get("server")
     target = outputs["nodes"].get(target_node, {})
-    code, state = _run(client, target.get("container", ""), "true")
-    if code != 0:
+    if (state := _state(target.get("container", ""), client)) != "running":
         return f"{target_node} is not running ({state})"
     for border in _nodes_with_role(outputs, "border"):
-        code, out = _run(client, outputs["nodes"][border]["container"], "ip", "route", "get",
-                         address)
-        if code != 0 or "unreachable" in out:
+        try:
+            route = docker_exec.run(outputs["nodes"][border]["container"],
+                                    ["ip", "route", "get", address], check=False, engine=client)
+        except docker_exec.ContainerUnavailable as gone:
+            return f"{border} is not running ({gone.state})"
+        if route.exit_code != 0 or "unreachable" in route.stdout:
             return f"{border} has no route to {address} (service prefix not received over BGP?)"
     if after == "timeout":   # probe this flow alone, and see whether a firewall counted a drop
         denied_before = firewall_denied(outputs, client)
@@ -72,10 +80,16 @@ def where_it_dies(flow: Flow, before: str, after: str, outputs: dict[str, Any],
             return f"dropped by the default deny of {', '.join(grew)}"
     if before.startswith("answered") and after in ("refused", "timeout"):
         port = flow.params.get("port") or {"http": 80, "dns": 53}.get(flow.kind)
-        code, out = _run(client, target["container"], "ss", "-Hlnut")
-        local = {line.split()[4] for line in out.splitlines() if len(line.split()) > 4}
-        if code == 0 and not local & {f"{address}:{port}", f"0.0.0.0:{port}", f"*:{port}"}:
+        udp = flow.kind == "dns" and flow.params.get("transport") != "tcp"
+        try:
+            sockets = facts.LISTENING_SOCKETS.gather(target["container"], client)
+        except (docker_exec.ExecError, facts.FactError):
+            sockets = None
+        if sockets is not None and not facts.listens(sockets, address, int(port),
+                                                         "udp" if udp else "tcp"):
             return f"nothing listens on {address}:{port} in {target_node}"
     if after.startswith("answered 503"):
-        return f"{target_node} answers but has no healthy backend (HTTP 503)"
+        down = _down_servers(target["container"], client)
+        return (f"{target_node} answers but has no healthy backend (HTTP 503)"
+                + (f": {', '.join(down)}" if down else ""))
     return ""

@@ -6,25 +6,27 @@ controller's storage away, flush the firewall, withdraw the service prefix, brea
 records what `undo` needs to put it back exactly. Faults act through the Docker engine and inside
 the containers (exec), never by sending traffic from this machine to lab addresses.
 
-Active faults of a stack live in `<state>/stacks/<stack>/faults.json`, so one process injects and
-another (a later `edge fault clear`, a test's teardown) undoes.
+Active faults of a stack live in `<state>/stacks/<stack>/faults.json` (edge/state.py), so one
+process injects and another (a later `edge fault clear`, a test's teardown) undoes. A fault is
+recorded before it is injected (`injecting`, then `active` with what undoing it needs), so a
+process killed halfway never leaves damage no record knows about.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-import docker
-import docker.errors
-
 from edge import paths
+from edge.engines import docker_exec, facts
 from edge.scope import role_defaults
 from edge.stack import ROOT
+from edge.state import ACTIVE, INJECTING, FaultRecord, StackState
 
 AGENT = (Path(__file__).parent / "netem_agent.py").read_text()
 
@@ -62,17 +64,8 @@ class FaultError(RuntimeError):
     """A fault that cannot be injected or undone; the message says what is wrong and what to do."""
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One injected fault: what was done to which node, and what undoing it needs (JSON data)."""
-
-    kind: str
-    target: str
-    options: dict[str, Any] = field(default_factory=dict)
-    restore: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return " ".join([self.kind, self.target, *(f"{k}={v}" for k, v in self.options.items())])
+# One fault: what was done to which node, and what undoing it needs (its record, edge/state.py).
+Fault = FaultRecord
 
 
 # --- the faults: each kind injects (returning its restore data) and undoes ----------------------
@@ -80,14 +73,20 @@ class Fault:
 Node = dict[str, Any]
 
 
+@contextmanager
+def _as_fault(hint: str = "") -> Iterator[None]:
+    """A failed command, an unreadable output or an impossible shift as a FaultError (which the
+    CLI prints as one message), followed by `hint`: what to check."""
+    try:
+        yield
+    except (docker_exec.ExecError, facts.FactError, paths.PathError) as err:
+        raise FaultError(f"{err}" + (f". {hint}" if hint else "")) from None
+
+
 def _sh(container, command: str, what: str, hint: str = "") -> str:
     """Run a shell command in the node; its output, or FaultError saying what failed."""
-    code, out = container.exec_run(["sh", "-c", command])
-    text = out.decode(errors="replace").strip()
-    if code != 0:
-        raise FaultError(f"{container.name}: {what} failed (exit {code})"
-                         + (f": {text[-400:]}" if text else "") + (f". {hint}" if hint else ""))
-    return text
+    with _as_fault(hint):
+        return docker_exec.run(container, command, what=what).stdout.strip()
 
 
 NO_DEFAULT_ROUTE = "ip route del default 2>/dev/null || true"
@@ -133,7 +132,7 @@ def _disconnect(container, node: Node, outputs: dict, options: dict) -> dict:
     if network not in container.attrs["NetworkSettings"]["Networks"]:
         raise FaultError(f"{node['name']} is not connected to {options['network']} now: is a "
                          "disconnect fault already active? (edge fault list)")
-    docker.from_env().networks.get(network).disconnect(container)
+    docker_exec.client().networks.get(network).disconnect(container)
     # Docker gives the container a default route through the host's bridge on another network.
     _sh(container, NO_DEFAULT_ROUTE, "removing Docker's default route")
     return {"docker_network": network, "address": node["addresses"][options["network"]]}
@@ -141,7 +140,7 @@ def _disconnect(container, node: Node, outputs: dict, options: dict) -> dict:
 
 def _reconnect(container, fault: Fault, outputs: dict) -> None:
     if fault.restore["docker_network"] not in container.attrs["NetworkSettings"]["Networks"]:
-        docker.from_env().networks.get(fault.restore["docker_network"]).connect(
+        docker_exec.client().networks.get(fault.restore["docker_network"]).connect(
             container, ipv4_address=fault.restore["address"], aliases=[fault.target])
         container.reload()
     _restore_routes(container)
@@ -149,20 +148,17 @@ def _reconnect(container, fault: Fault, outputs: dict) -> None:
 
 def _netem(container, node: Node, outputs: dict, options: dict) -> dict:
     address = node["addresses"][options["network"]]
-    listing = _sh(container, "ip -o -4 addr show", "listing interfaces")
-    iface = next((line.split()[1].split("@")[0] for line in listing.splitlines()
-                  if f" {address}/" in line), None)
+    with _as_fault():
+        iface = facts.interface_with(facts.IP_ADDR.gather(container), address)
     if iface is None:
         raise FaultError(f"{node['container']} has no interface with {address} now: is a "
                          "disconnect fault active on it? (edge fault list)")
     tap = f"fault-{iface}"[:15]
-    code, out = container.exec_run(
-        ["python3", "-c", AGENT, iface, tap, str(options.get("delay_ms", 0)),
-         str(options.get("loss_pct", 0)), str(_bits_per_s(options.get("rate", "0")))])
-    said = out.decode(errors="replace").strip()
-    if code != 0:
-        raise FaultError(f"{node['container']}: cannot shape {iface}: {said[-400:]}. Is another "
-                         "netem fault active on it? (edge fault list)")
+    with _as_fault("Is another netem fault active on it? (edge fault list)"):
+        said = docker_exec.python(
+            container, AGENT, iface, tap, str(options.get("delay_ms", 0)),
+            str(options.get("loss_pct", 0)), str(_bits_per_s(options.get("rate", "0"))),
+            what=f"shaping {iface}").stdout
     return {"interface": iface, "tap": tap, "pid": int(said.split()[-1])}
 
 
@@ -204,11 +200,9 @@ def _unstorage(container, fault: Fault, outputs: dict) -> None:
 
 
 def _python(container, program: str, *args: str) -> str:
-    code, out = container.exec_run(["python3", "-c", program, *args])
-    text = out.decode(errors="replace").strip()
-    if code != 0:
-        raise FaultError(f"{container.name}: {text.splitlines()[-1] if text else f'exit {code}'}")
-    return text
+    """Run a Python program in the node; what it printed, or FaultError with what it said."""
+    with _as_fault():
+        return docker_exec.python(container, program, *args).stdout.strip()
 
 
 def _flush(container, node: Node, outputs: dict, options: dict) -> dict:
@@ -233,14 +227,13 @@ def _bgp(container, asn: int, prefixes: list[str], withdraw: bool) -> None:
 
 
 def _withdraw(container, node: Node, outputs: dict, options: dict) -> dict:
-    running = _sh(container, "vtysh -c 'show running-config'", "reading the FRR configuration")
-    asn = re.search(r"^router bgp (\d+)", running, re.M)
-    prefixes = re.findall(r"^\s+network (\S+)", running, re.M)
-    if not asn or not prefixes:
+    with _as_fault():
+        frr = facts.FRR_RUNNING_CONFIG.gather(container)
+    if frr.asn is None or not frr.networks:
         raise FaultError(f"{node['container']} announces no prefix over BGP: is a withdraw-prefix "
                          "fault already active? (edge fault list)")
-    _bgp(container, int(asn.group(1)), prefixes, withdraw=True)
-    return {"asn": int(asn.group(1)), "prefixes": prefixes}
+    _bgp(container, frr.asn, frr.networks, withdraw=True)
+    return {"asn": frr.asn, "prefixes": frr.networks}
 
 
 def _announce(container, fault: Fault, outputs: dict) -> None:
@@ -276,12 +269,14 @@ def _repair_zone(container, fault: Fault, outputs: dict) -> None:
 
 
 def _shift(container, node: Node, outputs: dict, options: dict) -> dict:
-    paths.shift(outputs, node["name"])      # every route through a sibling router, through this one
+    with _as_fault():
+        paths.shift(outputs, node["name"])  # every route through a sibling router, through this one
     return {}
 
 
 def _unshift(container, fault: Fault, outputs: dict) -> None:
-    paths.restore(outputs)
+    with _as_fault():
+        paths.restore(outputs)
 
 
 @dataclass(frozen=True)
@@ -370,24 +365,37 @@ def _netem_options(options: dict) -> dict:
 
 def _container(node: Node):
     try:
-        return docker.from_env().containers.get(node["container_id"])
-    except docker.errors.NotFound:
+        return docker_exec.container(node["container_id"])
+    except docker_exec.ContainerUnavailable:
         raise FaultError(f"container {node['container']} of {node['name']} is gone: "
                          "bring the stack up again (edge up).") from None
 
 
 # --- the API -----------------------------------------------------------------------------------
 
-def inject(kind: str, target: str, outputs: dict, options: dict | None = None) -> Fault:
+def inject(kind: str, target: str, outputs: dict, options: dict | None = None,
+           state_dir: Path | None = None) -> Fault:
     """Do fault `kind` to node `target` of the stack whose outputs are given; returns the Fault
-    to `record` and later `undo`. Bad input raises FaultError and changes nothing."""
+    to later `undo`. Bad input raises FaultError and changes nothing. With `state_dir` the fault
+    is recorded there before anything changes (`injecting`), then marked `active` with its
+    restore data; a failed injection (its kind's checks refused) forgets the record again."""
     node, options = _checked(kind, target, outputs, dict(options or {}))
     container = _container(node)
     if container.status != "running":
         raise FaultError(f"{target} is {container.status}, not running: a fault may be active on "
                          "it already (edge fault list), or start it (edge fault clear / edge up).")
-    restore = KINDS[kind].inject(container, node, outputs, options)
-    return Fault(kind, target, options, restore)
+    if state_dir is None:
+        return Fault(kind, target, options, KINDS[kind].inject(container, node, outputs, options))
+    store = StackState(state_dir)
+    pending = store.add_fault(Fault(kind, target, options, status=INJECTING))
+    try:
+        restore = KINDS[kind].inject(container, node, outputs, options)
+    except Exception:
+        store.forget_fault(pending)
+        raise
+    fault = replace(pending, restore=restore, status=ACTIVE)
+    store.replace_fault(pending, fault)
+    return fault
 
 
 def undo(fault: Fault, outputs: dict) -> None:
@@ -396,36 +404,35 @@ def undo(fault: Fault, outputs: dict) -> None:
         raise FaultError(f"cannot undo {fault}: stack '{outputs.get('stack')}' has no node "
                          f"{fault.target} any more. Forget it by removing it from faults.json.")
     node = {"name": fault.target, **outputs["nodes"][fault.target]}
-    KINDS[fault.kind].undo(_container(node), fault, outputs)
-
-
-def _file(state_dir: Path) -> Path:
-    return state_dir / "faults.json"
-
-
-def _write(state_dir: Path, faults: list[Fault]) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    _file(state_dir).write_text(json.dumps([asdict(f) for f in faults], indent=2) + "\n")
+    try:
+        KINDS[fault.kind].undo(_container(node), fault, outputs)
+    except KeyError as missing:
+        if fault.status != INJECTING:
+            raise
+        raise FaultError(f"cannot undo {fault}: it never became active, so what undoing it needs "
+                         f"({missing}) was not recorded. If that process is gone, bring "
+                         f"{fault.target} back (`edge up --stack {outputs.get('stack')}`), then "
+                         "forget the fault by removing it from faults.json.") from None
 
 
 def record(state_dir: Path, fault: Fault) -> None:
-    """Remember an injected fault, so that any later process can undo it."""
-    _write(state_dir, active(state_dir) + [fault])
+    """Remember a fault injected without `state_dir`, so that any later process can undo it."""
+    StackState(state_dir).add_fault(fault)
 
 
 def active(state_dir: Path) -> list[Fault]:
-    """The stack's recorded faults, oldest first."""
-    path = _file(state_dir)
-    return [Fault(**f) for f in json.loads(path.read_text())] if path.exists() else []
+    """The stack's recorded faults, oldest first (with any still `injecting`)."""
+    return StackState(state_dir).faults()
 
 
 def clear(state_dir: Path, outputs: dict) -> list[Fault]:
     """Undo every recorded fault, newest first, and forget each once undone; returns them. If an
     undo fails, its error is raised and the faults not yet undone stay recorded."""
-    remaining = active(state_dir)
+    store = StackState(state_dir)
+    remaining = store.faults()
     undone = []
     while remaining:
         undo(remaining[-1], outputs)
+        store.forget_fault(remaining[-1])
         undone.append(remaining.pop())
-        _write(state_dir, remaining)
     return undone

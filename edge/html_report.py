@@ -87,6 +87,22 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "<table>" + "".join(lines) + "</table>"
 
 
+def live_config_said(p: Preview) -> str:
+    """What the preview measured of the live stack's configuration. "untouched" only when it
+    was digested before and after and both agree: a preview that stopped early (ERROR, or a
+    failed static check) never measured it again, and one whose live stack changed meanwhile
+    must say so rather than reassure."""
+    if not p.live_digest:
+        return "configuration not measured: the preview stopped before it started"
+    if not p.live_digest_after:
+        return (f"configuration digest {p.live_digest} before; not measured again, the preview "
+                "stopped early")
+    if p.live_digest_after != p.live_digest:
+        return (f"configuration digest {p.live_digest} before, {p.live_digest_after} after: "
+                "CHANGED while the preview ran")
+    return f"configuration digest {p.live_digest}, untouched"
+
+
 def preview_html(p: Preview) -> str:
     """The whole report: verdict, reasons, topology with broken paths, and the flow matrix."""
     broken = [(d.vantage, d.target, d.kind, f"{d.flow}: {d.before} -> {d.after}")
@@ -108,7 +124,7 @@ th{{background:#eceff1}}.verdict{{color:#fff;background:{colour};padding:4px 10p
 </head><body>
 <h1><span class="verdict">{p.verdict}</span> {html.escape(p.change.description)}</h1>
 <p>change {p.change.digest} from {html.escape(str(p.change.path))}; live stack
-<b>{html.escape(p.live)}</b> (configuration digest {p.live_digest}, untouched), staged on
+<b>{html.escape(p.live)}</b> ({html.escape(live_config_said(p))}), staged on
 <b>{html.escape(p.staging)}</b>; {", ".join(f"{k} {v:.1f}s" for k, v in p.seconds.items())}</p>
 <ul>{reasons}</ul>
 <h2>Topology and broken paths</h2><p>{legend}</p>

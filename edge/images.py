@@ -12,7 +12,8 @@ can never be served by a stale image.
 Why stdlib only: bootstrap scripts call it before the project's virtualenv exists.
 
 Usage: `python3 -m edge.images ref` prints the tag without building; `python3 -m edge.images
-ensure` builds the image if needed and prints the tag. Progress goes to stderr.
+tarball` builds the cached root filesystem without needing an engine; `python3 -m edge.images
+ensure` builds (or imports) the image if needed and prints the tag. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -587,7 +588,7 @@ def build_tarball(repo_root: Path, tarball: Path, log: Log) -> None:
     if os.geteuid() != 0:
         raise ImageError("building the base image needs root (debootstrap, chroot)")
     if shutil.which("debootstrap") is None:
-        raise ImageError("debootstrap is not installed: apt-get install debootstrap")
+        raise ImageError("debootstrap is not installed: run scripts/setup (it installs every package of scripts/host-packages)")
     base = repo_root / BASE_DIR
     packages = read_packages(base / PACKAGES_FILE)
     source = pick_debian_mirror(read_apt_sources(), host_codename())
@@ -606,6 +607,24 @@ def build_tarball(repo_root: Path, tarball: Path, log: Log) -> None:
         _remove_tree(workdir, log)
 
 
+def ensure_tarball(repo_root: Path, log: Log = log_to_stderr) -> Path:
+    """Build the cached root filesystem tarball of the current tag if it is not cached yet.
+
+    Needs no Docker engine, so setup runs it while the engine is still being installed and
+    started; `ensure_image` then only imports the tarball.
+    """
+    tarball = cached_tarball(image_ref(repo_root))
+    if tarball.is_file():
+        return tarball
+    with _build_lock(log):
+        if not tarball.is_file():  # built by whoever held the lock before us
+            started = time.monotonic()
+            log(f"images: building {tarball.name} (a few minutes: downloads and installs the packages)")
+            build_tarball(repo_root, tarball, log)
+            log(f"images: root filesystem built in {time.monotonic() - started:.0f}s")
+    return tarball
+
+
 def ensure_image(repo_root: Path, log: Log = log_to_stderr) -> str:
     """Return the base image's tag, building (or re-importing from the cache) only if missing."""
     ref = image_ref(repo_root)
@@ -617,7 +636,7 @@ def ensure_image(repo_root: Path, log: Log = log_to_stderr) -> str:
         started = time.monotonic()
         tarball = cached_tarball(ref)
         if tarball.is_file():
-            log(f"images: {ref} missing from the engine; re-importing the cached {tarball}")
+            log(f"images: {ref} missing from the engine; importing the cached {tarball}")
         else:
             log(f"images: building {ref} (a few minutes: downloads and installs the packages)")
             build_tarball(repo_root, tarball, log)
@@ -628,17 +647,24 @@ def ensure_image(repo_root: Path, log: Log = log_to_stderr) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`ref`: print the tag; `ensure`: build if needed, then print the tag. Errors: exit 1."""
+    """`ref`: print the tag; `tarball`: build the cached root filesystem if needed (no engine
+    needed), then print its path; `ensure`: build or import the image if needed, then print the
+    tag. Errors: exit 1."""
     parser = argparse.ArgumentParser(
         prog="python3 -m edge.images", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("command", choices=("ref", "ensure"))
+    parser.add_argument("command", choices=("ref", "tarball", "ensure"))
     args = parser.parse_args(argv)
     # A plain `kill` must still clean up (stop debootstrap, unmount, delete the build directory).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     repo_root = Path(__file__).resolve().parent.parent
     try:
-        ref = image_ref(repo_root) if args.command == "ref" else ensure_image(repo_root)
+        if args.command == "ref":
+            ref = image_ref(repo_root)
+        elif args.command == "tarball":
+            ref = str(ensure_tarball(repo_root))
+        else:
+            ref = ensure_image(repo_root)
     except ImageError as error:
         print(f"edge.images: error: {error}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import docker
+from edge.engines import docker_exec
 
 
 class PathError(ValueError):
@@ -62,20 +62,19 @@ def shifted_routes(outputs: dict[str, Any], to: str) -> dict[str, list[tuple[str
     return moved
 
 
-def _replace(outputs: dict[str, Any], routes: dict[str, list[tuple[str, str]]],
-             client: docker.DockerClient) -> None:
+def _replace(outputs: dict[str, Any], routes: dict[str, list[tuple[str, str]]]) -> None:
+    """Install the routes in the running nodes; docker_exec.ExecError (a RuntimeError) names
+    the node and the route that failed."""
     for name, entries in sorted(routes.items()):
-        box = client.containers.get(outputs["nodes"][name]["container"])
         for prefix, gateway in entries:
-            code, out = box.exec_run(["ip", "route", "replace", prefix, "via", gateway])
-            if code != 0:
-                raise RuntimeError(f"{name}: ip route replace {prefix} via {gateway}: "
-                                   f"{out.decode(errors='replace').strip()}")
+            docker_exec.run(outputs["nodes"][name]["container"],
+                            ["ip", "route", "replace", prefix, "via", gateway],
+                            what=f"routing {prefix} via {gateway}")
 
 
 def shift(outputs: dict[str, Any], to: str = "border2") -> None:
     """Send the traffic that takes a router of `to`'s role through `to` instead."""
-    _replace(outputs, shifted_routes(outputs, to), docker.from_env())
+    _replace(outputs, shifted_routes(outputs, to))
 
 
 def restore(outputs: dict[str, Any]) -> None:
@@ -83,8 +82,7 @@ def restore(outputs: dict[str, Any]) -> None:
 
     A stopped container is left alone: edge-init installs the topology's routes when it starts.
     """
-    client = docker.from_env()
-    running = {box.name for box in client.containers.list()}
+    running = {box.name for box in docker_exec.client().containers.list()}
     routes = {name: entries for name, entries in topology_routes(outputs).items()
               if outputs["nodes"][name]["container"] in running}
-    _replace(outputs, routes, client)
+    _replace(outputs, routes)

@@ -21,6 +21,9 @@ LABEL_STACK = "edge-testbed.stack"
 LABEL_PURPOSE = "edge-testbed.purpose"
 LABEL_NODE = "edge-testbed.node"
 LABEL_ROLE = "edge-testbed.role"
+# Which run made an object (test sessions, benchmarks): lets a run remove its own leftovers and
+# those of runs that died, never those of a run still going. User stacks carry none.
+LABEL_RUN = "edge-testbed.run"
 # NET_ADMIN lets edge-init install routes and the firewall load nftables; routers also run FRR,
 # whose zebra needs SYS_ADMIN.
 BASE_CAPABILITIES = ("NET_ADMIN", "NET_RAW")
@@ -67,11 +70,13 @@ class StackPlan:
     networks: dict[str, NetworkPlan]
     volumes: dict[str, str]          # topology volume name -> docker volume name
     nodes: dict[str, NodePlan]
+    run: str = ""
 
     def labels(self, **extra: str) -> dict[str, str]:
         """Labels that mark a Docker object as this stack's, so leftovers are found by label."""
+        run = {LABEL_RUN: self.run} if self.run else {}
         return {LABEL_PROJECT: PROJECT, LABEL_STACK: self.stack, LABEL_PURPOSE: self.purpose,
-                **extra}
+                **run, **extra}
 
 
 def slot_count(topology: Topology) -> int:
@@ -95,7 +100,8 @@ def _shift_net(net: ipaddress.IPv4Network, topology: Topology, slot: int) -> ipa
     return ipaddress.IPv4Network(f"{shift(net.network_address, topology, slot)}/{net.prefixlen}")
 
 
-def stack_plan(topology: Topology, stack: str, slot: int, purpose: str = "lab") -> StackPlan:
+def stack_plan(topology: Topology, stack: str, slot: int, purpose: str = "lab",
+               run: str = "") -> StackPlan:
     """Derive the concrete plan of `stack` at `slot`; raise TopologyError if it cannot fit."""
     if not NAME_RE.match(stack):
         raise TopologyError(f"stack name '{stack}' cannot name Docker objects. Use lower-case "
@@ -147,4 +153,4 @@ def stack_plan(topology: Topology, stack: str, slot: int, purpose: str = "lab") 
             volumes={volumes[v]: mount for v, mount in node.volumes.items()},
             sysctls=sysctls, capabilities=capabilities, link=node.link,
         )
-    return StackPlan(stack, slot, purpose, topology.zone, networks, volumes, nodes)
+    return StackPlan(stack, slot, purpose, topology.zone, networks, volumes, nodes, run)

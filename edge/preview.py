@@ -3,14 +3,21 @@
 1. Static: `pulumi preview --diff` (infrastructure) and `ansible-playbook --check --diff`
    (configuration, per host) of the change against the live stack; nothing is written there.
 2. Staged: meanwhile the staging stack (same topology, its own slot) is brought to the live
-   revision; the contract is measured (baseline); the change is applied to staging (only on the
-   hosts the static stage says change); the contract is measured again.
+   revision; the contract is measured (baseline); the change is applied to staging on every host
+   of its scope (edge/scope.py), not only where check mode saw a difference: check mode skips
+   tasks and runs no `validate:`, so it cannot see everything a converge does; the contract is
+   measured again, and the staged firewall's loaded ruleset is read for must-block flows it
+   would accept (edge/policy.py).
 3. Differential: every flow whose verdict changed. A must-work flow that broke is an outage, or
    lost redundancy while another flow of the same contract entry still works; a must-block flow
    that opened is a security regression.
-4. Verdict: SAFE, UNSAFE (with the reasons) or ERROR (the preview itself could not be made).
+4. Verdict: SAFE, UNSAFE (with the reasons), NO-OP (nothing at all changes: no Pulumi step, no
+   check-mode difference, no task changed on staging, no flow changed: the gate has nothing to
+   apply) or ERROR (the preview itself could not be made).
 
-The live stack is only read (check mode); every write goes to the staging stack.
+The live stack is only read (check mode); every write goes to the staging stack. The record of
+the preview (edge/gate.py) keeps what the verdict holds for: the contract's digest, the staging
+stack, the scope and the revision pair, so that an apply of anything else is refused.
 """
 
 from __future__ import annotations
@@ -26,17 +33,18 @@ from pathlib import Path
 import docker
 import yaml
 
-from edge import rollout, scope, stack
+from edge import policy, rollout, scope, stack
 from edge.change import Change
 from edge.configure import ConvergeResult, Progress, to_stderr
-from edge.plan import PROJECT
-from edge.revision import Revision, changed_paths, load_live, materialize, stack_dir
-from edge.contract import expand, load_contract
+from edge.contract import Contract, ContractError, expand, load_contract
 from edge.diagnose import where_it_dies
-from edge.policy import allow_rules, opened
+from edge.engines import docker_exec
+from edge.plan import PROJECT
 from edge.probes import Result, settle
+from edge.revision import Revision, changed_paths, load_live, materialize
+from edge.state import StackState, StagingRecord
 
-SAFE, UNSAFE, ERROR = "SAFE", "UNSAFE", "ERROR"
+SAFE, UNSAFE, ERROR, NOOP = "SAFE", "UNSAFE", "ERROR", "NO-OP"
 # After the change: a moment for daemons to act on it (reloads, route withdrawals), then how long
 # flows may take to recover before they count as broken.
 AFTER_GRACE_S = 2.0
@@ -52,16 +60,23 @@ DIGEST_SCRIPT = (
 
 
 def config_digest(outputs: dict, client: docker.DockerClient | None = None) -> str:
-    """One digest over every node's configuration as it is live (read-only)."""
-    client = client or docker.from_env()
+    """One digest over every node's configuration as it is live (read-only); a node that is not
+    running counts as its state (missing, exited...)."""
     digest = hashlib.sha256()
     for name, node in sorted(outputs["nodes"].items()):
         try:
-            _, out = client.containers.get(node["container"]).exec_run(["sh", "-c", DIGEST_SCRIPT])
-        except docker.errors.NotFound:
-            out = b"missing"
-        digest.update(name.encode() + b"\0" + out)
+            said = docker_exec.run(node["container"], DIGEST_SCRIPT, check=False, engine=client)
+            out = said.stdout + said.stderr
+        except docker_exec.ContainerUnavailable as gone:
+            out = gone.state
+        digest.update(name.encode() + b"\0" + out.encode())
     return digest.hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (the contract's): what the gate compares, so that a preview made
+    with one contract cannot open the gate for an apply watched by another."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,11 @@ class Preview:
     scope: list[str] | None = None      # the hosts the change can touch (None: every host)
     policy: list[str] = field(default_factory=list)   # must-block flows the firewall would accept
     live_revision: str = ""
+    target_revision: str = ""           # the revision the live stack runs once it is applied
+    target_tree: str = ""               # its desired-state tree (Git), what an apply converges
+    contract: str = ""                  # the contract file the flows come from...
+    contract_digest: str = ""           # ...and the sha256 of its bytes
+    staged_changed: int | None = None   # tasks the change changed on staging (None: not staged)
     live_digest: str = ""               # the live configuration before the preview...
     live_digest_after: str = ""         # ...and after it: equal, or the verdict is ERROR
     topology: dict = field(default_factory=dict)    # the staging stack's outputs, for drawing
@@ -104,7 +124,14 @@ class Preview:
 
     @property
     def exit_code(self) -> int:
-        return {SAFE: 0, UNSAFE: 1}.get(self.verdict, 2)
+        return {SAFE: 0, NOOP: 0, UNSAFE: 1}.get(self.verdict, 2)
+
+    @property
+    def noop(self) -> bool:
+        """Nothing at all changes: no Pulumi step, no check-mode difference, no task changed
+        when the change was converged on staging, no flow changed, no policy finding."""
+        return (not self.infra_steps and not any(self.static_diffs.values())
+                and self.staged_changed == 0 and not self.deltas and not self.policy)
 
 
 def _words(result: Result) -> str:
@@ -143,10 +170,11 @@ def compare(baseline: list[Result], after: list[Result]) -> list[FlowDelta]:
 
 
 def judge(deltas: list[FlowDelta], converge_errors: list[str],
-          policy: list[str] = ()) -> tuple[str, list[str]]:
-    """SAFE or UNSAFE, and why (pure). `policy`: must-block flows the firewall's rules accept."""
+          findings: list[str] = ()) -> tuple[str, list[str]]:
+    """SAFE or UNSAFE, and why (pure). `findings`: must-block flows the staged firewall's
+    ruleset accepts (edge/policy.py)."""
     reasons = [f"the change does not apply: {e}" for e in converge_errors]
-    reasons += [f"SECURITY REGRESSION (firewall policy): {p}" for p in policy]
+    reasons += [f"SECURITY REGRESSION (firewall ruleset): {p}" for p in findings]
     words = {"outage": "OUTAGE: outside users lose", "redundancy-lost": "REDUNDANCY LOST:",
              "security-regression": "SECURITY REGRESSION: now open:"}
     reasons += [f"{words[d.kind]} {d.flow} ({d.before} -> {d.after})"
@@ -196,33 +224,47 @@ def _staging_baseline(staging: str, live: Revision, backend: stack.Backend) -> C
     which hosts the last preview changed on top of which base: when it already runs the live
     revision (that change was applied since) nothing is converged; when the last preview was of
     this same live revision, only the hosts it changed are converged back."""
-    record = stack_dir(backend.state, staging) / "staging.json"
-    last = json.loads(record.read_text()) if record.exists() else {}
+    store = StackState.of(backend.state, staging)
+    last = store.staging() or StagingRecord()
     rollout.infrastructure(staging, live, backend)
-    if last.get("at") == live.id:
+    if last.at == live.id:
         hosts: list[str] | None = []
     else:
-        hosts = last.get("hosts") if last.get("base") == live.id else None
+        hosts = last.hosts if last.base == live.id else None
     result = rollout.configuration(staging, live, backend, hosts=hosts)
-    record.write_text(json.dumps({"at": live.id if result.ok else "", "base": live.id,
-                                  "hosts": []}))
+    store.save_staging(StagingRecord(live.id if result.ok else "", live.id))
     return result
 
 
 def _staging_change(staging: str, live: Revision, target: Revision, backend: stack.Backend,
-                    hosts: list[str]) -> ConvergeResult:
-    """Apply the change on staging, converging only the hosts the static stage says change."""
-    record = stack_dir(backend.state, staging) / "staging.json"
-    touched = sorted(set(hosts) | set(target.stop) | set(live.stop))
-    record.write_text(json.dumps({"at": "", "base": live.id, "hosts": touched}))
-    if target.stop != live.stop or target.tree != live.tree:
-        rollout.infrastructure(staging, target, backend)
-    if target.tree != live.tree:
-        hosts = None          # the topology may have changed too: converge everything
-    result = rollout.configuration(staging, target, backend, hosts=hosts)
+                    hosts: list[str] | None) -> ConvergeResult:
+    """Apply the change on staging, converging every host of its scope (None: every host).
+    Staging's record says which hosts to converge back next time; a base of "" means all."""
+    store = StackState.of(backend.state, staging)
+    base, touched = (live.id, sorted(set(hosts) | set(target.stop) | set(live.stop))) \
+        if hosts is not None else ("", [])
+    store.save_staging(StagingRecord("", base, touched))
+    result = rollout.transition(staging, live, target, backend, hosts)
     if result.ok:
-        record.write_text(json.dumps({"at": target.id, "base": live.id, "hosts": touched}))
+        store.save_staging(StagingRecord(target.id, base, touched))
     return result
+
+
+def load_pinned_contract(path: Path) -> tuple[Contract, str]:
+    """The contract, and the sha256 of the very bytes it was loaded from. ContractError for a
+    file that cannot be used, or that changed while it was read."""
+    def digest() -> str:
+        try:
+            return file_digest(path)
+        except OSError:
+            return ""       # load_contract says why it cannot be read
+
+    before = digest()
+    loaded = load_contract(path)
+    if digest() != before:
+        raise ContractError(f"{path}: the file changed while edge read it: try again once the "
+                            "edit is saved")
+    return loaded, before
 
 
 def run_preview(change: Change, live: str, staging: str, contract: Path,
@@ -231,6 +273,8 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
                 progress: Progress = to_stderr) -> Preview:
     """Preview `change` for the `live` stack on the `staging` stack; never writes to `live`."""
     preview = Preview(change, live, staging)
+    the_contract, preview.contract_digest = load_pinned_contract(contract)
+    preview.contract = str(Path(contract).resolve())
     current = load_live(backend.state, live)
     if current is None:
         preview.reasons = [f"stack '{live}' has no recorded revision: bring it up with "
@@ -238,6 +282,7 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         return preview
     preview.live_revision = current.id
     target = change.on(current)
+    preview.target_revision, preview.target_tree = target.id, target.tree
     live_outputs = stack.outputs(live, backend)
     preview.live_digest = config_digest(live_outputs)
     timer = time.monotonic()
@@ -255,16 +300,17 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         base = pool.submit(_staging_baseline, staging, current, backend)
         preview.infra_steps, static_result = static_stage(live, target, backend, preview.scope)
         base_result = base.result()
-    preview.static_diffs = {h: len(d) for h, d in static_result.diffs.items()}
+    # Per host, the diffs check mode showed or the tasks it counted as changed (a task without
+    # diff support changes something too).
+    counted = {h: max(len(static_result.diffs.get(h, [])), r.changed)
+               for h, r in static_result.hosts.items()}
+    preview.static_diffs = {h: n for h, n in (counted | {
+        h: len(d) for h, d in static_result.diffs.items() if h not in counted}).items() if n}
     lap("static+baseline")
     if not static_result.ok:
         preview.verdict, preview.reasons = UNSAFE, [f"static check failed: {e}"
                                                     for e in static_result.errors]
         return preview
-    the_contract = load_contract(contract)
-    preview.policy = opened(expand(the_contract, live_outputs),
-                            allow_rules(materialize(target.tree, backend.state), target.vars),
-                            live_outputs, the_contract.inside)
 
     progress(f"preview: [2/3] staged: baseline of the contract on '{staging}'")
     outputs = preview.topology = stack.outputs(staging, backend)
@@ -278,9 +324,15 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         return preview
     lap("baseline")
 
-    progress(f"preview: [3/3] staged: applying change {change.digest} to '{staging}'")
-    changing = [h for h, r in static_result.hosts.items() if r.changed]
-    applied = _staging_change(staging, current, target, backend, changing)
+    progress(f"preview: [3/3] staged: applying change {change.digest} to '{staging}' on "
+             + (", ".join(preview.scope) if preview.scope is not None else "every host"))
+    applied = _staging_change(staging, current, target, backend, preview.scope)
+    preview.staged_changed = applied.changed
+    rulesets, unreadable = policy.read_rulesets(outputs)
+    try:
+        preview.policy = policy.opened(flows, rulesets, outputs, the_contract.inside)
+    except policy.PolicyError as err:
+        unreadable.append(str(err))
     time.sleep(AFTER_GRACE_S)
     preview.after = settle(flows, AFTER_SETTLE_S)
     by_name = {r.flow.name: r.flow for r in preview.after}
@@ -289,10 +341,21 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         if d.kind in ("outage", "redundancy-lost") else d
         for d in compare(preview.baseline, preview.after)]
     preview.verdict, preview.reasons = judge(preview.deltas, applied.errors, preview.policy)
+    if preview.verdict == SAFE and preview.noop:
+        preview.verdict = NOOP
+        preview.reasons = ["nothing changes: no Pulumi step, no check-mode difference, no task "
+                           f"changed on '{staging}', no contract flow changed"]
     lap("change")
     preview.live_digest_after = config_digest(live_outputs)
+    errors = [f"the firewall's ruleset on '{staging}' could not be read, so the must-block flows "
+              f"it accepts are unknown: {problem}" for problem in unreadable]
     if preview.live_digest_after != preview.live_digest:
+        errors.append(f"the live stack '{live}' changed while the preview ran (someone else is "
+                      "at work on it): preview again")
+    if not Path(contract).is_file() or file_digest(contract) != preview.contract_digest:
+        errors.append(f"the contract {contract} was edited while the preview ran: preview "
+                      "again once it is saved")
+    if errors:
         preview.verdict = ERROR
-        preview.reasons.append(f"the live stack '{live}' changed while the preview ran "
-                               "(someone else is at work on it): preview again")
+        preview.reasons += errors
     return preview

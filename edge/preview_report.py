@@ -58,30 +58,34 @@ def preview_json(p: Preview) -> dict:
 
 
 def preview_junit(p: Preview) -> str:
-    """One test case per contract flow after the change; a broken one carries its reason."""
+    """One test case per contract flow after the change (a broken one carries its reason), one
+    per firewall policy finding, and the verdict itself, so the suite is red exactly when
+    `edge preview` exits non-zero: an UNSAFE change that breaks no flow (it does not apply)
+    fails the verdict case, and an ERROR is an `<error>`, whatever was measured before it.
+    The counts are taken from the cases written, so `tests`, `failures` and `errors` always
+    match the file."""
     suite = ET.Element("testsuite", name=f"edge-preview {p.change.digest}",
-                       tests=str(max(1, len(p.after))), time=f"{sum(p.seconds.values()):.2f}")
+                       time=f"{sum(p.seconds.values()):.2f}")
     deltas = {d.flow: d for d in p.deltas}
-    failures = 0
     for r in p.after:
         case = ET.SubElement(suite, "testcase", classname=f"contract.{r.flow.vantage}",
                              name=r.flow.name, time=f"{r.latency_ms / 1000:.3f}")
         delta = deltas.get(r.flow.name)
         if delta and delta.kind in ("outage", "redundancy-lost", "security-regression"):
-            failures += 1
             ET.SubElement(case, "failure", type=delta.kind,
                           message=f"{delta.before} -> {delta.after}").text = delta.reason
     for finding in p.policy:
         case = ET.SubElement(suite, "testcase", classname="policy", name="firewall-allow-list")
         ET.SubElement(case, "failure", type="security-regression",
                       message="must-block flow accepted").text = finding
-        failures += 1
-    if not p.after:   # the preview stopped before the staged measurement
-        case = ET.SubElement(suite, "testcase", classname="preview", name="preview")
-        ET.SubElement(case, "failure" if p.verdict == "UNSAFE" else "error",
+    verdict = ET.SubElement(suite, "testcase", classname="preview", name="verdict")
+    problem = {1: "failure", 2: "error"}.get(p.exit_code)    # as `edge preview` exits
+    if problem:
+        ET.SubElement(verdict, problem, type=p.verdict,
                       message=p.verdict).text = "\n".join(p.reasons)
-        failures += 1
-    suite.set("failures", str(failures))
+    for attribute, counted in (("tests", "testcase"), ("failures", "testcase/failure"),
+                               ("errors", "testcase/error")):
+        suite.set(attribute, str(len(suite.findall(counted))))
     return ET.tostring(suite, encoding="unicode")
 
 

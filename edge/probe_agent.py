@@ -7,8 +7,9 @@ no /etc/hosts, no Docker embedded DNS can answer for the lab zone. Input (argv[1
 flows; output: one JSON list of results, in the same order.
 
 Watch mode (argv[2] = interval in seconds, argv[3] = how long to run at most): every interval
-each flow is probed again, by a pool of threads (never a process per probe), and each result is
-printed as it completes, one JSON line `{"i": flow index, "t": start (epoch s), ...}`. A probe
+each flow is probed again (a flow with `"every": SECONDS` at that rate instead: the watcher's
+must-block flows, every 5 s), by a pool of threads (never a process per probe), and each result
+is printed as it completes, one JSON line `{"i": flow index, "t": start (epoch s), ...}`. A probe
 that hangs does not delay the next one, so a dead path is seen as fast as its timeout allows. The
 agent ends when its reader goes away (broken pipe) or after the time limit, whichever is first.
 """
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Iterator
 
 import dns.exception
 import dns.message
@@ -90,11 +91,26 @@ def measure(flow: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def schedule(periods: list[float], start: float) -> Iterator[tuple[float, list[int]]]:
+    """When to probe which flows, forever: flow i every periods[i] from `start`. Times are
+    counted from `start` (no drift over hours); flows due together come in one wake-up."""
+    rounds = [0] * len(periods)
+    while True:
+        due = [start + n * period for n, period in zip(rounds, periods)]
+        when = min(due)
+        ready = [i for i, t in enumerate(due) if t <= when + 1e-6]
+        for i in ready:
+            rounds[i] += 1
+        yield when, ready
+
+
 def watch(flows: list[dict[str, Any]], interval_s: float, limit_s: float) -> None:
-    """Probe every flow every `interval_s`, print each result as one JSON line."""
+    """Probe every flow at its rate (see the module docstring), print each result as one JSON
+    line."""
     lines: queue.Queue[str] = queue.Queue()
-    longest = max((f["timeout"] for f in flows), default=1.0)
-    workers = len(flows) * (int(longest / interval_s) + 2)
+    periods = [f.get("every", interval_s) for f in flows]
+    # enough threads for every probe that may still wait out its timeout, and the next one
+    workers = sum(int(f["timeout"] / period) + 2 for f, period in zip(flows, periods))
 
     def probe(i: int, flow: dict[str, Any]) -> None:
         started = time.time()
@@ -111,14 +127,14 @@ def watch(flows: list[dict[str, Any]], interval_s: float, limit_s: float) -> Non
                 os._exit(0)
 
     threading.Thread(target=write, daemon=True).start()
-    end = time.monotonic() + limit_s
-    tick = time.monotonic()
+    start = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        while tick < end:
-            for i, flow in enumerate(flows):
-                pool.submit(probe, i, flow)
-            tick += interval_s
-            time.sleep(max(0.0, tick - time.monotonic()))
+        for when, ready in schedule(periods, start):
+            if when >= start + limit_s:
+                break
+            time.sleep(max(0.0, when - time.monotonic()))
+            for i in ready:
+                pool.submit(probe, i, flows[i])
     os._exit(0)
 
 

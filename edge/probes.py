@@ -18,6 +18,7 @@ from typing import Any
 import docker
 
 from edge.contract import Flow
+from edge.engines import docker_exec
 from edge.table import text_table
 
 AGENT = (Path(__file__).parent / "probe_agent.py").read_text()
@@ -64,7 +65,6 @@ def judge(flow: Flow, raw: dict[str, Any]) -> tuple[bool, str]:
 
 def run_flows(flows: list[Flow], client: docker.DockerClient | None = None) -> list[Result]:
     """Measure every flow, all vantage points at once; results in the order of `flows`."""
-    client = client or docker.from_env()
     by_vantage: dict[str, list[Flow]] = defaultdict(list)
     for flow in flows:
         by_vantage[flow.container].append(flow)
@@ -73,11 +73,9 @@ def run_flows(flows: list[Flow], client: docker.DockerClient | None = None) -> l
         batch = by_vantage[container]
         payload = json.dumps([{"kind": f.kind, **f.params} for f in batch])
         try:
-            code, out = client.containers.get(container).exec_run(
-                ["python3", "-c", AGENT, payload])
-            raws = json.loads(out) if code == 0 else None
-        except (docker.errors.APIError, docker.errors.NotFound, json.JSONDecodeError):
-            code, raws = -1, None
+            raws = json.loads(docker_exec.python(container, AGENT, payload, engine=client).stdout)
+        except (docker_exec.ExecError, json.JSONDecodeError):
+            raws = None
         if raws is None:   # the vantage point itself is gone: every flow from it failed
             raws = [{"outcome": "error", "error": f"vantage {container} cannot probe"}] * len(batch)
         return list(zip(batch, raws))

@@ -4,7 +4,10 @@ A replay: watcher started, green baseline, faults injected (edge/faults.py, or t
 of edge/paths.py), the expected alarm awaited, the fault held, everything undone in reverse, the
 lab awaited back to green (every must-work flow through the watcher, then the whole contract,
 must-block flows included). Time-to-detect counts from the first fault to the first alarm of the
-expected class on the expected service; time-to-recover from the restore to green.
+expected class on the expected service; time-to-recover from the restore to green. After green,
+every alarm must clear too (the watcher clears a recovering service a settle period or two after
+its flows are back, an exposed must-block flow after a few blocked probes); how many alarm,
+recovering and clear events the replay raised tells how much a person on call was paged.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from edge.contract import Contract, expand
 from edge.datafile import load_checked
 from edge.probes import settle
 from edge.timeline import Event, Sample, timeline_html, timeline_svg, timeline_text
-from edge.watch import DEGRADED, EXTERNAL, INTERNAL, Watcher
+from edge.watch import ALARM_KINDS, DEGRADED, EXTERNAL, INTERNAL, Watcher
 
 CLASSES = (EXTERNAL, DEGRADED, INTERNAL)
 BASELINE_WAIT_S = 15.0
 RECOVER_WAIT_S = 90.0
+# After green, how long the alarms may take to clear: two settle periods for a service, and for
+# an exposure `recover` blocked probes at the must-block rate (15 s by default), with room.
+CLEAR_WAIT_S = 30.0
 
 
 class ReplayError(ValueError):
@@ -146,7 +152,8 @@ def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: b
             raise failed[0]
         expected = f"{incident.expect_class} ({incident.expect_service})"
         wait_s = max(10.0, 3 * incident.within_s)
-        match = watcher.wait_event("alarm", fault_t, wait_s, label=expected)
+        match = watcher.wait_event("alarm", fault_t, wait_s, cls=incident.expect_class,
+                                   service=incident.expect_service)
         if match is None:
             result.problems.append(f"no {expected} alarm within {wait_s:.0f}s")
         else:
@@ -155,8 +162,8 @@ def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: b
                 result.problems.append(f"detected in {result.detect_s:.2f}s, more than the "
                                        f"bound {incident.within_s:g}s")
         time.sleep(incident.hold_s)
-        noisy = [e.label for e in watcher.events if e.kind == "alarm" and e.t >= fault_t
-                 and any(f"({s})" in e.label.split(":")[0] for s in incident.quiet)]
+        noisy = [e.label for e in watcher.recorded()[0] if e.kind == "alarm" and e.t >= fault_t
+                 and e.alarm is not None and e.alarm.service in incident.quiet]
         if noisy:
             result.problems.append(f"alarms on services that should stay quiet: {noisy}")
         if restore:
@@ -164,8 +171,12 @@ def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: b
             green = watcher.wait_event("green", restore_t, RECOVER_WAIT_S)
             if green:
                 result.recover_s = round(green.t - restore_t, 2)
-            result.green_after = green is not None and all(r.ok for r in settle(flows, 20.0))
-            if not result.green_after:
+            quiet = green is not None and watcher.wait_quiet(CLEAR_WAIT_S)
+            result.green_after = quiet and all(r.ok for r in settle(flows, 20.0))
+            if green and not quiet:
+                result.problems.append("alarms still raised after the restore: "
+                                       + "; ".join(map(str, watcher.active())))
+            elif not result.green_after:
                 result.problems.append(f"the lab is not green after the restore (down: "
                                        f"{', '.join(watcher.down()) or 'a must-block flow'})")
         else:               # left in place on purpose: recorded for `edge fault clear`
@@ -176,7 +187,7 @@ def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: b
         if injected:        # an error halfway: never leave the lab broken
             _restore(watcher, injected, outputs, progress)
         watcher.stop()
-        result.events, result.samples = watcher.events, watcher.samples
+        result.events, result.samples = watcher.recorded()
     return result
 
 
@@ -200,7 +211,8 @@ def replay_json(result: ReplayResult) -> dict:
         "ok": result.ok, "problems": result.problems, "detected": result.detected,
         "detect_s": result.detect_s, "recover_s": result.recover_s,
         "green_after": result.green_after,
-        "events": [{"t": e.t, "kind": e.kind, "label": e.label} for e in result.events],
+        "events": [e.to_json() for e in result.events],
+        "alarm_events": sum(e.kind in ALARM_KINDS for e in result.events),
         "samples": len(result.samples),
         "failed_samples": sum(not s.ok for s in result.samples),
     }

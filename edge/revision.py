@@ -5,10 +5,10 @@ topology (`DESIRED`), plus the variables and stopped nodes that applied change f
 (the overlay). A revision names one of each: the Git tree of the desired-state files (made from
 the working tree through a private index, so nothing is staged or committed) and the overlay.
 
-Every stack's current revision is recorded in `<state>/stacks/<stack>/live.json` when it is
-brought up or a change is applied. Old trees are kept reachable under `refs/edge/` so that a
-preview can converge staging to the live revision, and a rollback can go back to the previous
-one, even after the working tree moved on.
+Every stack's current revision is recorded in `<state>/stacks/<stack>/live.json` (through
+edge/state.py) when it is brought up or a change is applied. Old trees are kept reachable under
+`refs/edge/` so that a preview can converge staging to the live revision, and a rollback can go
+back to the previous one, even after the working tree moved on.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edge.stack import ROOT
+from edge.state import LiveRecord, StackState
 
 DESIRED = ("roles", "inventory", "site.yml", "topology")
 
@@ -58,18 +59,30 @@ def keep(tree: str, name: str, root: Path = ROOT) -> None:
 
 
 def materialize(tree: str, state: Path, root: Path = ROOT) -> Path:
-    """The files of `tree` in a folder of their own (made once per tree, then reused)."""
-    if tree == worktree_tree(root):
-        return root
+    """The files of `tree` in a folder of their own (made once per tree, then reused), from Git.
+
+    Never the checkout, even when it holds the same tree right now: a writer checks a tree
+    (a preview's verdict, the gate) and converges it later, and an edit of the checkout in
+    between must not reach the stack unpreviewed. A tree's folder never changes."""
     dest = state / "trees" / tree
     if not dest.exists():
-        data = subprocess.run(["git", "archive", "--format=tar", tree], cwd=root,
-                              capture_output=True, check=True).stdout
+        archived = subprocess.run(["git", "archive", "--format=tar", tree], cwd=root,
+                                  capture_output=True)
+        if archived.returncode != 0:
+            raise RevisionError(f"`git archive {tree}` failed in {root}: "
+                                f"{archived.stderr.decode(errors='replace').strip()}. The tree "
+                                "is kept under refs/edge/ once recorded; a tree that Git no "
+                                "longer has cannot be converged: preview the change again.")
         partial = Path(tempfile.mkdtemp(prefix=f".{tree}-", dir=dest.parent
                                         if dest.parent.exists() else _mkdir(dest.parent)))
-        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        with tarfile.open(fileobj=io.BytesIO(archived.stdout)) as archive:
             archive.extractall(partial, filter="data")
-        partial.rename(dest)
+        try:
+            partial.rename(dest)
+        except OSError:            # another thread or process made the same tree meanwhile
+            shutil.rmtree(partial)
+            if not dest.is_dir():
+                raise
     return dest
 
 
@@ -98,31 +111,19 @@ class Revision:
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def timestamp() -> str:
-    """Local time as the records under `<state>/stacks/` write it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
 def stack_dir(state: Path, stack: str) -> Path:
-    """Where edge keeps what it knows about one stack (revision, previews, audit, lock)."""
-    return _mkdir(state / "stacks" / stack)
+    """Where edge keeps what it knows about one stack (edge/state.py), created if need be."""
+    return StackState.of(state, stack).ensure()
 
 
 def load_live(state: Path, stack: str) -> Revision | None:
     """The revision last brought up or applied on `stack`, if any."""
-    path = state / "stacks" / stack / "live.json"
-    if not path.exists():
-        return None
-    doc = json.loads(path.read_text())
-    return Revision(doc["tree"], doc.get("vars") or {}, tuple(doc.get("stop") or ()))
+    record = StackState.of(state, stack).live()
+    return None if record is None else Revision(record.tree, record.vars, record.stop)
 
 
 def save_live(state: Path, stack: str, revision: Revision, how: str) -> None:
     """Record `revision` as what `stack` runs now (`how`: up, apply DIGEST, rollback...)."""
     keep(revision.tree, f"{stack}/live")
-    doc = asdict(revision) | {"id": revision.id, "how": how,
-                              "when": timestamp()}
-    path = stack_dir(state, stack) / "live.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
+    StackState.of(state, stack).save_live(LiveRecord(revision.tree, revision.vars, revision.stop,
+                                                     revision.id, how))

@@ -18,14 +18,24 @@ from pathlib import Path
 
 import yaml
 
+from edge.engines import processes
 from edge.plan import PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
-STATE = ROOT / ".edge"
+# The checkout's own folder: setup's tools.env and the secrets passphrase (Pulumi keeps every
+# stack's salt in Pulumi.<stack>.yaml beside Pulumi.yaml, so one passphrase serves the checkout).
+CHECKOUT_STATE = ROOT / ".edge"
+# Where stacks' state lives: the checkout's folder, or EDGE_STATE (tests, benchmarks, a second
+# set of stacks).
+STATE = Path(os.environ.get("EDGE_STATE") or CHECKOUT_STATE)
 
 
 class PulumiError(RuntimeError):
     """A Pulumi command failed; the message holds the tail of its output."""
+
+
+class StackMissing(PulumiError):
+    """The stack does not exist in this state folder."""
 
 
 def tools_env(root: Path = ROOT) -> dict[str, str]:
@@ -37,13 +47,19 @@ def tools_env(root: Path = ROOT) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def passphrase_file(state: Path = STATE) -> Path:
+def passphrase_file(state: Path = CHECKOUT_STATE) -> Path:
     """The secrets passphrase, generated once per checkout and never committed."""
     path = state / "passphrase"
     if not path.exists():
-        state.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32) + "\n")
-        path.chmod(0o600)
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created 0600 by open(2) itself: the secret is never readable by others, not even for
+        # the moment between a write and a chmod. O_EXCL: two first calls never both write.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
     return path
 
 
@@ -79,8 +95,9 @@ def pulumi(args: list[str], backend: Backend = Backend(), stream: bool = False,
            check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `pulumi ARGS` in the project; stream its output live (long operations) or capture it."""
     cmd = ["pulumi", *args, "--non-interactive"]
-    pipe = None if stream else subprocess.PIPE
-    proc = subprocess.run(cmd, cwd=ROOT, env=backend.env(), text=True, stdout=pipe, stderr=pipe)
+    # Interrupted, pulumi gets SIGINT and time to cancel (its lock released, no pending
+    # operations), never a SIGKILL 0.25 s after Ctrl-C.
+    proc = processes.run(cmd, cwd=ROOT, env=backend.env(), capture=not stream)
     if check and proc.returncode != 0:
         said = ((proc.stdout or "") + (proc.stderr or "")).strip().splitlines()
         raise PulumiError(f"`pulumi {' '.join(args)}` failed (exit {proc.returncode})"
@@ -143,8 +160,14 @@ def remove_stack(stack: str, backend: Backend = Backend()) -> None:
 def outputs(stack: str, backend: Backend = Backend(), secrets: bool = False) -> dict:
     """The stack's outputs (nodes, networks, zone...) as data; secrets in clear only if asked."""
     args = ["stack", "output", "--json", "--stack", stack] + (["--show-secrets"] if secrets else [])
-    out = pulumi(args, backend).stdout
-    return json.loads(out or "{}")
+    out = pulumi(args, backend, check=False)
+    if out.returncode != 0 and "no stack named" in (out.stderr or ""):
+        raise StackMissing(f"stack '{stack}' does not exist in {backend.state}: bring it up "
+                           f"with `edge up --stack {stack}`")
+    if out.returncode != 0:
+        raise PulumiError(f"`pulumi {' '.join(args)}` failed (exit {out.returncode}): "
+                          + " ".join((out.stderr or "").split())[-400:])
+    return json.loads(out.stdout or "{}")
 
 
 def main(argv: list[str]) -> None:

@@ -5,6 +5,9 @@ marks across lanes that starts near the fault marker and ends near the restore m
 gaps between the markers are the times to detect and to recover. The chart bins samples into
 pixel columns so thousands of them stay one readable picture, and a column holding any failure is
 drawn failed: one lost answer among thousands of good ones is exactly what must not vanish.
+
+Alarms are data here (`Alarm`: class, service, flows), carried by the alarm and clear events: code
+matches on those fields, and an event's `label` is built from them for people only.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import html
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from edge.table import text_table
 
@@ -29,11 +33,44 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Alarm:
+    """One alarm class raised for one service, and the flows that raised it."""
+
+    cls: str           # EXTERNAL OUTAGE, DEGRADED, INTERNAL, SECURITY EXPOSURE (edge/watch.py)
+    service: str       # the contract's `service:`, e.g. "dns" ("security" for an exposure)
+    flows: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.cls} ({self.service}): {', '.join(self.flows)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"class": self.cls, "service": self.service, "flows": list(self.flows)}
+
+
+@dataclass(frozen=True)
 class Event:
-    """A marker on the timeline."""
+    """A marker on the timeline. An "alarm", "recovering" or "clear" event carries its `alarm`
+    as data (and, when it replaces another class on the same service, that class in `was`); any
+    other event has only its `note`. `label` is the text people read, never something to parse."""
     t: float
-    kind: str          # "baseline", "fault", "restore", "alarm", "clear", "green"
-    label: str         # e.g. "inject: stop lb1, lb2"
+    kind: str          # "baseline", "fault", "restore", "alarm", "recovering", "clear", "green"
+    note: str = ""     # e.g. "inject: stop lb1, lb2"
+    alarm: Alarm | None = None
+    was: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.alarm is None:
+            return self.note
+        state = {"clear": "cleared", "recovering": "recovering"}.get(self.kind)
+        if state:
+            return f"{self.alarm.cls} ({self.alarm.service}) {state}"
+        return str(self.alarm) + (f" (was {self.was})" if self.was else "")
+
+    def to_json(self) -> dict[str, Any]:
+        """The event for logs and webhooks: its text, and an alarm's fields to match on."""
+        return {"t": self.t, "kind": self.kind, "label": self.label,
+                **(self.alarm.to_json() | {"was": self.was} if self.alarm else {})}
 
 
 # Okabe-Ito blue and vermillion stay apart for colour-blind readers; failed marks are also taller,
@@ -41,7 +78,8 @@ class Event:
 OK, FAILED, LATENCY = "#0072b2", "#d55e00", "#37474f"
 EVENT_STYLE = {"baseline": ("#78909c", "2,3"), "fault": ("#c62828", "6,4"),
                "restore": ("#2e7d32", "6,4"), "alarm": ("#e69f00", ""),
-               "clear": ("#1565c0", ""), "green": ("#2e7d32", "")}
+               "recovering": ("#56b4e9", "2,2"), "clear": ("#1565c0", ""),
+               "green": ("#2e7d32", "")}
 VANTAGE_ORDER = {"client": "from client (outside)", "inside": "from inside"}
 LABEL_W, PLOT_W, RIGHT_W, TOP = 230, 900, 80, 36
 LANE_H, HEAD_H, COL_PX, ROW_H, MAX_ROWS = 20, 18, 2, 13, 5

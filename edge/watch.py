@@ -1,10 +1,11 @@
-"""Continuous outside-in probing: notice, within seconds, that users outside lost the service.
+"""Continuous outside-in probing: notice, within seconds, that users outside lost the service, or
+that something which must stay closed opened.
 
 A probe agent runs in each vantage container (edge/probe_agent.py in watch mode: a thread pool,
 never a process per probe) and streams one JSON line per probe. Here each line becomes a
-`Sample`; each flow keeps its last `window` samples and is *down* when `down` of them failed,
-*slow* when it works but the median latency is above the contract's objective. Then, per service
-(the contract's `service:`), the outside and the inside views are compared:
+`Sample`; each must-work flow keeps its last `window` samples and is *down* when `down` of them
+failed, *slow* when it works but the median latency is above the contract's objective. Then, per
+service (the contract's `service:`), the outside and the inside views are compared:
 
 - INTERNAL: the PaaS itself fails (an inside flow of the service is down),
 - EXTERNAL OUTAGE: inside sees the service, every path of an outside flow is down
@@ -12,8 +13,31 @@ never a process per probe) and streams one JSON line per probe. Here each line b
 - DEGRADED: users are still served, but half a tier is gone (some flows of an outside rule down)
   or the service is too slow.
 
-Alarms are raised and cleared as events; sinks (terminal, JSON log, webhook) receive them. The
-change gate (edge apply) runs the same watcher as its watchdog.
+The contract's must-block flows are probed too, at a lower rate (`block_interval_s`: they cost a
+thread waiting out a timeout each) and judged as `edge verify` judges them: a timeout or no route
+is blocked, anything that got through (connected, answered, refused) raises a SECURITY EXPOSURE
+naming the flow, at its first open probe.
+
+Alarms an on-call engineer can trust (`AlarmMachine`, pure: samples and the time in, events out).
+Getting worse is reported as soon as the N-of-M rule says so: nothing here delays a service's
+first alarm. Getting better is reported slowly, because a lab coming back flaps (paths come and go
+while routes, health checks and caches settle), and a page that says cleared, raised, cleared
+within a second is one nobody believes:
+
+- a flow that was down counts as recovered only after `recover` good probes in a row (an exposed
+  must-block flow as closed after `recover` blocked ones);
+- when a service's flows say better than its alarm, ONE "recovering" event says so; from then
+  until it clears, a change of its class either way must hold for `settle_s` (it then changes to
+  the class its flows held all along that period), so it changes at most once per `settle_s`, and
+  it clears after a whole `settle_s` with nothing to raise. A relapse while recovering is told
+  `settle_s` late: the price of not paging for every flap.
+
+Alarms travel as events carrying the alarm as data (class, service, flows: see edge/timeline.py);
+sinks (terminal, JSON log, webhook) receive them. The change gate (edge apply) runs the same
+watcher as its watchdog.
+
+The agents' reader threads feed samples to the machine and append events under the watcher's
+lock; every reader from another thread asks under that lock and works on a copy.
 """
 
 from __future__ import annotations
@@ -27,84 +51,127 @@ import threading
 import time
 import urllib.request
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 import docker
 
 from edge.contract import Contract, Flow
 from edge.probes import AGENT, judge
-from edge.timeline import Event, Sample
+from edge.timeline import Alarm, Event, Sample
 
 EXTERNAL, DEGRADED, INTERNAL = "EXTERNAL OUTAGE", "DEGRADED", "INTERNAL"
+SECURITY = "SECURITY EXPOSURE"
+# The `service` of a SECURITY EXPOSURE alarm: a must-block flow serves no one, it protects.
+EXPOSED = "security"
+# How much worse one class is than another: recovery goes down this scale.
+RANK = {DEGRADED: 1, EXTERNAL: 2, INTERNAL: 3}
+# The events that carry an alarm (those a person on call is told of).
+ALARM_KINDS = ("alarm", "recovering", "clear")
 # The agent stops by itself after this long even if nobody stops it.
 AGENT_LIMIT_S = 6 * 3600
+
+
+class WatchError(ValueError):
+    """Thresholds that cannot work; the message names the option and what to use."""
+
+
+# The `edge watch` option that sets each threshold, for error messages.
+OPTIONS = {"interval_s": "--interval", "window": "--window", "down": "--down",
+           "slow_window": "slow_window", "recover": "--recover", "settle_s": "--settle",
+           "block_interval_s": "--block-interval"}
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """N-of-M: a flow is down when `down` of its last `window` samples failed. It is slow when
     the median latency of its last `slow_window` samples is above the objective: a longer
-    window, so that a busy moment of this machine (a converge) is not taken for a slow path."""
+    window, so that a busy moment of this machine (a converge) is not taken for a slow path.
+
+    Recovery (see the module docstring): `recover` good probes in a row, `settle_s` between two
+    class changes of a recovering service. Must-block flows are probed every `block_interval_s`
+    (0: not at all)."""
 
     interval_s: float = 0.2
     window: int = 3
     down: int = 2
     slow_window: int = 10
+    recover: int = 3
+    settle_s: float = 2.0
+    block_interval_s: float = 5.0
 
-
-@dataclass(frozen=True)
-class Alarm:
-    """One alarm class raised for one service, and the flows that raised it."""
-
-    cls: str
-    service: str
-    flows: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"{self.cls} ({self.service}): {', '.join(self.flows)}"
+    def __post_init__(self) -> None:
+        least = {"interval_s": 0.01, "window": 1, "down": 1, "slow_window": 1, "recover": 1,
+                 "settle_s": 0.0, "block_interval_s": 0.0}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or value < least[f.name] or \
+                    (f.type == "int" and not isinstance(value, int)):
+                kind = "a whole number" if f.type == "int" else "a number of seconds"
+                raise WatchError(f"edge watch: {OPTIONS[f.name]} {value!r} is not usable: use "
+                                 f"{kind} of at least {least[f.name]:g}")
+        if self.down > self.window:
+            raise WatchError(f"edge watch: --down {self.down} is more than --window "
+                             f"{self.window}, so no flow could ever be down: use a --down "
+                             "between 1 and --window")
 
 
 class FlowState:
-    """The last samples of one flow and what they say."""
+    """The last samples of one flow and what they say.
+
+    A flow goes down when `down` of its last `window` samples failed, and stays down until
+    `recover` good probes in a row; its failure began at its first failed probe and lasts until
+    then."""
 
     def __init__(self, th: Thresholds) -> None:
+        self.down_at, self.recover = th.down, th.recover
         self.oks: deque[bool] = deque(maxlen=th.window)
         self.latencies: deque[float] = deque(maxlen=th.slow_window)
+        self.streak = 0                     # good probes in a row
+        self.latched = False                # went down, has not recovered yet
         self.last_ok = float("-inf")        # when the last good probe started (watch time)
-        self.failing_since = float("inf")   # when the current run of failures started
+        self.failing_since = float("inf")   # when the current failure started
 
     def add(self, ok: bool, latency_ms: float, t: float = 0.0) -> None:
         self.oks.append(ok)
         if ok:
+            self.streak += 1
             self.latencies.append(latency_ms)
             self.last_ok = max(self.last_ok, t)
-            self.failing_since = float("inf")
+            self.latched = self.latched and self.streak < self.recover
+            if not self.is_down():
+                self.failing_since = float("inf")
         else:
+            self.streak = 0
             self.failing_since = min(self.failing_since, t)
+            self.latched = self.latched or self.is_down()
 
-    def state(self, th: Thresholds, objective_ms: float) -> str:
-        """ok, slow, degraded (some recent failures) or down (N of M failed)."""
-        failed = sum(not ok for ok in self.oks)
-        if failed >= th.down:
+    def is_down(self) -> bool:
+        return self.latched or sum(not ok for ok in self.oks) >= self.down_at
+
+    def state(self, objective_ms: float) -> str:
+        """ok, slow, degraded (some recent failures) or down (N of M failed, not recovered)."""
+        if self.is_down():
             return "down"
-        if failed:
+        if not all(self.oks):
             return "degraded"
-        if len(self.latencies) == th.slow_window and \
+        if len(self.latencies) == self.latencies.maxlen and \
                 statistics.median(self.latencies) > objective_ms:
             return "slow"
         return "ok"
 
 
-def classify(flows: list[Flow], states: dict[str, str], inside: tuple[str, ...],
-             last_ok: dict[str, float] | None = None,
-             failing_since: dict[str, float] | None = None) -> list[Alarm]:
-    """The alarms that the flows' states add up to (pure: see the module docstring).
+def assess(flows: list[Flow], states: dict[str, str], inside: tuple[str, ...],
+           last_ok: dict[str, float] | None = None,
+           failing_since: dict[str, float] | None = None) -> tuple[list[Alarm], set[str]]:
+    """The alarms that the flows' states add up to (pure: see the module docstring), and the
+    services whose class is not known yet.
 
     With the probes' times given, an EXTERNAL OUTAGE needs proof that inside still sees the
     service: a good inside probe that started after the outside flows began to fail. Until the
-    inside view has caught up, the service raises nothing, rather than the wrong class."""
-    alarms = []
+    inside view has caught up, the service is undecided: it raises nothing rather than the wrong
+    class, and keeps whatever it had raised."""
+    alarms, undecided = [], set()
     for service in sorted({f.service for f in flows if f.service}):
         mine = [f for f in flows if f.service == service]
         inner_down = [f.name for f in mine if f.vantage in inside and states[f.name] == "down"]
@@ -123,9 +190,141 @@ def classify(flows: list[Flow], states: dict[str, str], inside: tuple[str, ...],
             began = min((failing_since or {}).get(name, float("-inf")) for name in cut)
             if all((last_ok or {}).get(name, float("inf")) >= began for name in inner):
                 alarms.append(Alarm(EXTERNAL, service, tuple(cut)))
+            else:
+                undecided.add(service)
         elif outer_down or slow:
             alarms.append(Alarm(DEGRADED, service, tuple(outer_down + slow)))
-    return alarms
+    return alarms, undecided
+
+
+def classify(flows: list[Flow], states: dict[str, str], inside: tuple[str, ...],
+             last_ok: dict[str, float] | None = None,
+             failing_since: dict[str, float] | None = None) -> list[Alarm]:
+    """The alarms that the flows' states add up to, without hysteresis (see `assess`)."""
+    return assess(flows, states, inside, last_ok, failing_since)[0]
+
+
+def _rank(alarm: Alarm | None) -> int:
+    return 0 if alarm is None else RANK[alarm.cls]
+
+
+@dataclass
+class ServiceAlarm:
+    """One service's raised alarm, and its recovery (the module docstring's rules).
+
+    While it is recovering, the flows' verdicts since they began to differ from the alarm (one
+    way) are a run; after `settle_s` of run the class becomes the verdict closest to the alarm
+    that held during the run. A verdict that did not outlast a probe round does not count: it
+    is the order in which one round's results came in (lb1 back a line before lb2), not a
+    state of the service."""
+
+    alarm: Alarm
+    recovering: bool = False            # "recovering" said: changes must hold for settle_s
+    since: float | None = None          # when the run began (None: no run)
+    saying: Alarm | None = None         # the run's verdict now...
+    said_at: float = 0.0                # ...since then
+    bound: Alarm | None = None          # the run's verdict closest to `alarm` that held...
+    bounded: bool = False               # ...if any did
+
+    def step(self, verdict: Alarm | None, now: float, th: Thresholds) -> list[Event]:
+        """The events of one evaluation; `verdict` is what the flows say now. After a "clear"
+        event the service has no alarm any more: the caller drops this object."""
+        was = self.alarm
+        if _rank(verdict) == _rank(was):        # the flows agree with the alarm (again)
+            self.since = None
+            return []
+        better = _rank(verdict) < _rank(was)
+        if not better and not self.recovering:  # getting worse: at once
+            self.alarm, self.since = verdict, None
+            return [Event(now, "alarm", alarm=verdict, was=was.cls)]
+        events = []
+        if better and not self.recovering:
+            self.recovering = True
+            events.append(Event(now, "recovering", alarm=was))
+        if self.since is None or (_rank(self.saying) < _rank(was)) != better:
+            self.since, self.saying, self.said_at, self.bounded = now, verdict, now, False
+        elif _rank(verdict) != _rank(self.saying):
+            self._held(now - self.said_at >= th.interval_s)
+            self.saying, self.said_at = verdict, now
+        if now - self.since < th.settle_s:
+            return events
+        self._held(True)                        # what the flows say now counts, however new
+        target = self.bound
+        self.since = None
+        if target is None:
+            return events + [Event(now, "clear", alarm=was)]
+        self.alarm = target
+        return events + [Event(now, "alarm", alarm=target, was=was.cls)]
+
+    def _held(self, counts: bool) -> None:
+        """The run's current verdict ends (or is judged): into the bound if it `counts`."""
+        distance = abs(_rank(self.saying) - _rank(self.alarm))
+        if counts and (not self.bounded or distance < abs(_rank(self.bound) -
+                                                          _rank(self.alarm))):
+            self.bound, self.bounded = self.saying, True
+
+
+class AlarmMachine:
+    """Samples in, events out: flow states, alarm classes and their hysteresis.
+
+    Pure: no thread, no I/O, no clock of its own (`evaluate` is given the time), so that any
+    sequence of probe results can be replayed through it without a lab."""
+
+    def __init__(self, flows: list[Flow], contract: Contract, th: Thresholds) -> None:
+        self.th, self.contract = th, contract
+        self.work = [f for f in flows if f.must == "work"]
+        self.block = [f for f in flows if f.must == "block"]
+        # a must-block flow is exposed from its first open probe: 1 of 1
+        self.flows = {f.name: FlowState(th) for f in self.work} | \
+            {f.name: FlowState(replace(th, window=1, down=1)) for f in self.block}
+        self.services: dict[str, ServiceAlarm] = {}
+        self.exposures: dict[str, Alarm] = {}      # by must-block flow
+        self.green = False
+
+    def add(self, sample: Sample) -> None:
+        self.flows[sample.flow].add(sample.ok, sample.latency_ms, sample.t)
+
+    def states(self) -> dict[str, str]:
+        """Every must-work flow's state."""
+        return {f.name: self.flows[f.name].state(self.contract.latency_objective_ms)
+                for f in self.work}
+
+    def active(self) -> list[Alarm]:
+        return [s.alarm for s in self.services.values()] + list(self.exposures.values())
+
+    def evaluate(self, now: float) -> list[Event]:
+        """Raise, change and clear alarms after new samples; `now` in the samples' time."""
+        states = self.states()
+        alarms, undecided = assess(
+            self.work, states, self.contract.inside,
+            {f.name: self.flows[f.name].last_ok for f in self.work},
+            {f.name: self.flows[f.name].failing_since for f in self.work})
+        verdicts = {a.service: a for a in alarms}
+        events = []
+        for service in sorted(verdicts.keys() | self.services.keys()):
+            raised = self.services.get(service)
+            verdict = raised.alarm if raised and service in undecided else verdicts.get(service)
+            if raised is None:
+                self.services[service] = ServiceAlarm(verdict)
+                events.append(Event(now, "alarm", alarm=verdict))
+                continue
+            changes = raised.step(verdict, now, self.th)
+            if changes and changes[-1].kind == "clear":
+                del self.services[service]
+            events += changes
+        for flow in self.block:
+            exposed = self.flows[flow.name].is_down()
+            if exposed and flow.name not in self.exposures:
+                self.exposures[flow.name] = Alarm(SECURITY, EXPOSED, (flow.name,))
+                events.append(Event(now, "alarm", alarm=self.exposures[flow.name]))
+            elif not exposed and flow.name in self.exposures:
+                events.append(Event(now, "clear", alarm=self.exposures.pop(flow.name)))
+        green = all(len(self.flows[f.name].oks) == self.th.window for f in self.work) \
+            and all(v == "ok" for v in states.values())
+        if green and not self.green:
+            events.append(Event(now, "green", f"all {len(states)} must-work flows ok"))
+        self.green = green
+        return events
 
 
 Sink = Callable[[Event, list[Alarm]], None]
@@ -140,18 +339,18 @@ def terminal_sink(stream: Any = sys.stdout) -> Sink:
 
 
 def json_sink(path: str) -> Sink:
-    """Every event as one JSON line, with the alarms active after it."""
+    """Every event as one JSON line (an alarm's class, service and flows as fields of their
+    own), with the alarms active after it."""
     def sink(event: Event, active: list[Alarm]) -> None:
         with open(path, "a", encoding="utf-8") as log:
-            log.write(json.dumps({"time": time.time(), "t": event.t, "kind": event.kind,
-                                  "label": event.label,
-                                  "active": [{"class": a.cls, "service": a.service,
-                                              "flows": list(a.flows)} for a in active]}) + "\n")
+            log.write(json.dumps({"time": time.time(), **event.to_json(),
+                                  "active": [a.to_json() for a in active]}) + "\n")
     return sink
 
 
 def webhook_sink(url: str, timeout_s: float = 2.0) -> Sink:
-    """POST each alarm and clear as JSON to `url`, off the probing path (a thread per post)."""
+    """POST each alarm, recovering and clear as JSON to `url`, off the probing path (a thread
+    per post)."""
     def post(body: bytes) -> None:
         request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
         try:
@@ -160,30 +359,33 @@ def webhook_sink(url: str, timeout_s: float = 2.0) -> Sink:
             print(f"edge watch: webhook {url}: {err}", file=sys.stderr)
 
     def sink(event: Event, active: list[Alarm]) -> None:
-        if event.kind in ("alarm", "clear"):
-            body = json.dumps({"kind": event.kind, "label": event.label, "t": event.t,
-                               "active": [str(a) for a in active]}).encode()
+        if event.kind in ALARM_KINDS:
+            body = json.dumps({**event.to_json(), "active": [str(a) for a in active]}).encode()
             threading.Thread(target=post, args=(body,), daemon=True).start()
     return sink
 
 
 @dataclass
 class Watcher:
-    """Probe `flows` continuously from their vantage containers until stopped."""
+    """Probe `flows` continuously from their vantage containers until stopped: the must-work
+    ones (`flows` after construction) every `interval_s`, the must-block ones (`block_flows`,
+    none when `block_interval_s` is 0) every `block_interval_s`."""
 
     flows: list[Flow]
     contract: Contract
     thresholds: Thresholds = Thresholds()
     sinks: list[Sink] = field(default_factory=list)
     client: docker.DockerClient = field(default_factory=docker.from_env)
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)     # of the must-work flows
     events: list[Event] = field(default_factory=list)
     started: float = 0.0
 
     def __post_init__(self) -> None:
+        self.block_flows = [f for f in self.flows if f.must == "block"] \
+            if self.thresholds.block_interval_s else []
         self.flows = [f for f in self.flows if f.must == "work"]
-        self._states = {f.name: FlowState(self.thresholds) for f in self.flows}
-        self._alarms: dict[str, Alarm] = {}     # by service: one class at a time
+        self._machine = AlarmMachine(self.flows + self.block_flows, self.contract,
+                                     self.thresholds)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._execs: list[str] = []
@@ -193,11 +395,10 @@ class Watcher:
     def start(self) -> Watcher:
         self.started = time.time()
         by_vantage: dict[str, list[Flow]] = {}
-        for flow in self.flows:
+        for flow in self.flows + self.block_flows:
             by_vantage.setdefault(flow.container, []).append(flow)
         for container, flows in by_vantage.items():
-            payload = json.dumps([{"kind": f.kind, **f.params,
-                                   "timeout": self.contract.watch_timeout_s} for f in flows])
+            payload = json.dumps([self._agent_flow(f) for f in flows])
             exec_id = self.client.api.exec_create(container, [
                 "python3", "-c", AGENT, payload, str(self.thresholds.interval_s),
                 str(AGENT_LIMIT_S)])["Id"]
@@ -207,6 +408,14 @@ class Watcher:
             thread.start()
             self._threads.append(thread)
         return self
+
+    def _agent_flow(self, flow: Flow) -> dict[str, Any]:
+        """A flow as the agent takes it: a must-work flow at the watch's rate with its short
+        timeout (a dead path must show within the interval or so); a must-block one at its own
+        rate with the contract's block timeout, as `edge verify` probes it."""
+        if flow.must == "work":
+            return {"kind": flow.kind, **flow.params, "timeout": self.contract.watch_timeout_s}
+        return {"kind": flow.kind, **flow.params, "every": self.thresholds.block_interval_s}
 
     def agent_pids(self) -> list[int]:
         """The host's process ids of the running probe agents (for measuring their cost)."""
@@ -236,14 +445,14 @@ class Watcher:
     def now(self) -> float:
         return round(time.time() - self.started, 3)
 
-    def mark(self, kind: str, label: str) -> Event:
+    def mark(self, kind: str, note: str) -> Event:
         """Put a marker on the timeline (fault injected, restored, change applied...)."""
         with self._lock:
-            return self._emit(Event(self.now(), kind, label))
+            return self._emit(Event(self.now(), kind, note))
 
     def _emit(self, event: Event) -> Event:
         self.events.append(event)
-        active = list(self._alarms.values())
+        active = self._machine.active()
         for sink in self.sinks:
             sink(event, active)
         return event
@@ -274,49 +483,42 @@ class Watcher:
         ok, _ = judge(flow, raw)
         sample = Sample(flow.name, flow.vantage, round(raw["t"] - self.started, 3), ok,
                         raw.get("outcome", "error"), float(raw.get("latency_ms", 0.0)))
-        self.samples.append(sample)
-        self._states[flow.name].add(ok, sample.latency_ms, sample.t)
+        if flow.must == "work":
+            self.samples.append(sample)
+        self._machine.add(sample)
 
     def states(self) -> dict[str, str]:
-        return {name: s.state(self.thresholds, self.contract.latency_objective_ms)
-                for name, s in self._states.items()}
+        """Every must-work flow's state now, from any thread."""
+        with self._lock:
+            return self._machine.states()
+
+    def recorded(self) -> tuple[list[Event], list[Sample]]:
+        """Copies of the events and samples so far (the lists themselves keep growing)."""
+        with self._lock:
+            return list(self.events), list(self.samples)
 
     def _evaluate(self) -> None:
-        states = self.states()
-        now = {a.service: a for a in classify(
-            self.flows, states, self.contract.inside,
-            {name: s.last_ok for name, s in self._states.items()},
-            {name: s.failing_since for name, s in self._states.items()})}
-        for service in self._alarms.keys() - now.keys():
-            gone = self._alarms.pop(service)
-            self._emit(Event(self.now(), "clear", f"{gone.cls} ({service}) cleared"))
-        for service, alarm in now.items():
-            was = self._alarms.get(service)
-            if was is None or was.cls != alarm.cls:
-                self._alarms[service] = alarm
-                self._emit(Event(self.now(), "alarm", str(alarm)
-                                 + (f" (was {was.cls})" if was else "")))
-        green = all(len(s.oks) == self.thresholds.window for s in self._states.values()) \
-            and all(v == "ok" for v in states.values())
-        if green and not self._green.is_set():
+        """Raise, change and clear alarms after new samples (the caller holds the lock)."""
+        for event in self._machine.evaluate(self.now()):
+            self._emit(event)
+        if self._machine.green:
             self._green.set()
-            self._emit(Event(self.now(), "green", f"all {len(states)} must-work flows ok"))
-        elif not green:
+        else:
             self._green.clear()
 
     def active(self) -> list[Alarm]:
         with self._lock:
-            return list(self._alarms.values())
+            return self._machine.active()
 
     def down(self) -> list[str]:
         """The flows that are down right now."""
-        with self._lock:
-            return [name for name, state in self.states().items() if state == "down"]
+        return [name for name, state in self.states().items() if state == "down"]
 
     def failing_since(self, names: list[str]) -> float | None:
         """When the current failure of these flows began (watch time), if they are failing."""
         with self._lock:
-            began = min((self._states[n].failing_since for n in names if n in self._states),
+            flows = self._machine.flows
+            began = min((flows[n].failing_since for n in names if n in flows),
                         default=float("inf"))
         return None if began == float("inf") else began
 
@@ -324,15 +526,33 @@ class Watcher:
         """Wait until every must-work flow has a full window of good samples."""
         return self._green.wait(timeout_s)
 
-    def wait_event(self, kind: str, after: float, timeout_s: float,
-                   label: str = "") -> Event | None:
-        """The first event of `kind` (whose label starts with `label`) at or after `after`
-        (watch time), waiting up to timeout."""
+    def wait_quiet(self, timeout_s: float) -> bool:
+        """Wait until no alarm is raised (a recovering service clears a settle period or two
+        after its flows are back; an exposure after `recover` blocked probes)."""
+        deadline = time.monotonic() + timeout_s
+        while self.active():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def wait_event(self, kind: str, after: float, timeout_s: float, cls: str = "",
+                   service: str = "") -> Event | None:
+        """The first event of `kind` at or after `after` (watch time), waiting up to timeout;
+        with `cls` or `service`, only an alarm, recovering or clear of that class or on that
+        service."""
+        def wanted(e: Event) -> bool:
+            if e.kind != kind or e.t < after:
+                return False
+            if not (cls or service):
+                return True
+            return e.alarm is not None and cls in ("", e.alarm.cls) \
+                and service in ("", e.alarm.service)
+
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
-                found = next((e for e in self.events if e.kind == kind and e.t >= after
-                              and e.label.startswith(label)), None)
+                found = next((e for e in self.events if wanted(e)), None)
             if found:
                 return found
             time.sleep(0.02)

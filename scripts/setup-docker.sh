@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Make a Docker engine available for the edge testbed on a machine without systemd.
+# `setup-docker.sh config` only writes the daemon config (when no engine answers).
 #
 # If an engine already answers, it is used as it is and nothing is changed. Otherwise dockerd is
 # installed (Debian's docker.io) if missing, given a daemon config whose bridge addresses cannot
@@ -221,13 +222,12 @@ write_daemon_json() {
 
 # --- engine ---------------------------------------------------------------------------------------
 
+# docker.io comes through the one installer of host packages (scripts/host-packages lists it).
 install_docker() {
     if command -v dockerd >/dev/null && command -v docker >/dev/null; then
         return
     fi
-    say "dockerd or docker missing: installing Debian's docker.io"
-    apt-get update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io >&2
+    "$(dirname "${BASH_SOURCE[0]}")/setup-host-packages.sh"
 }
 
 # True if the process exists and is not a zombie.
@@ -301,6 +301,11 @@ start_dockerd() {
 }
 
 main() {
+    if [[ ${1:-} == config ]]; then
+        # Only the daemon config, before setup installs the host packages (docker.io among them).
+        engine_answers || { [[ $(id -u) -eq 0 ]] && write_daemon_json; } || true
+        return
+    fi
     if engine_answers; then
         say "a Docker engine already answers ($(docker info --format '{{.ServerVersion}}' 2>/dev/null)): using it as it is"
         return

@@ -160,14 +160,33 @@ trap 'exit 130' INT TERM
 chmod 0755 "$TMP"
 mkdir "$TMP/bin"
 
+# progress WHAT TOTAL: pass lines through to $TMP/build.log, and say how many came, every 20 s.
+progress() {
+    local what=$1 total=$2 count=0 last=$SECONDS line
+    while IFS= read -r line; do
+        printf '%s\n' "$line" >>"$TMP/build.log"
+        count=$((count + 1))
+        if ((SECONDS - last >= 20)); then
+            log "$what: $count of $total ($((SECONDS - START))s)"
+            last=$SECONDS
+        fi
+    done
+    log "$what: $count of $total"
+}
+
 export GOWORK=off CGO_ENABLED=0
-(
-    cd "$MOD_DIR"
-    "$GO" build -trimpath -buildvcs=false -mod=readonly -tags "$BUILD_TAGS" -ldflags "$LDFLAGS" \
-        -o "$TMP/bin/" \
-        "$PKG_PATH/cmd/pulumi" \
-        ./cmd/pulumi-language-python
-) || die "go build failed (see above). If go.mod/go.sum are out of date, run 'go mod tidy' in tools/pulumi."
+TARGETS=("$PKG_PATH/cmd/pulumi" ./cmd/pulumi-language-python)
+cd "$MOD_DIR"
+MODULES=$(grep -vc '/go.mod ' go.sum)
+"$GO" mod download -x 2>&1 | { grep --line-buffered '\.zip$' || true; } | progress "modules fetched" "at most $MODULES"
+[[ ${PIPESTATUS[0]} == 0 ]] || die "downloading the Go modules failed: $(tail -n 20 "$TMP/build.log")"
+PACKAGES=$("$GO" list -mod=readonly -tags "$BUILD_TAGS" -deps "${TARGETS[@]}" | wc -l)
+"$GO" build -v -trimpath -buildvcs=false -mod=readonly -tags "$BUILD_TAGS" -ldflags "$LDFLAGS" \
+    -o "$TMP/bin/" "${TARGETS[@]}" 2>&1 | progress "packages compiled" "$PACKAGES"
+[[ ${PIPESTATUS[0]} == 0 ]] || die "go build failed:
+$(tail -n 30 "$TMP/build.log")
+If go.mod/go.sum are out of date, run 'go mod tidy' in tools/pulumi."
+cd "$REPO"
 
 # The two Python-side scripts ship inside the sdk module the CLI was built from.
 SDK_DIR="$(cd "$MOD_DIR" && "$GO" list -mod=readonly -m -f '{{.Dir}}' "$SDK_PATH")"

@@ -3,7 +3,8 @@ ones it should, and undoing it brings the whole contract back to green.
 
 Every flow is measured from inside the vantage containers (edge.probes). Each test clears what it
 injected in a `finally` and then waits for the whole contract to be green again, so a failing
-test still leaves the lab as it found it for the suites that follow.
+test still leaves the lab as it found it for the suites that follow. Breaking the lab on purpose,
+they never run on a reused stack (EDGE_TEST_REUSE).
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ import pytest
 
 from edge import faults
 from edge.contract import Flow, expand, load_contract
+from edge.engines import docker_exec, facts
+from edge.engines.facts import BgpPeer
 from edge.probes import Result, run_flows, settle
-from tests.conftest import ROOT, Lab
+from tests.lab_fixtures import ROOT, Lab
 
 RECOVER_S = 30.0   # undo, then every flow green again: restarts, BGP, health checks (rise 2 x 1s)
 BREAK_S = 10.0     # a fault shows within this (health checks fall, named restarts)
 Pick = Callable[[Flow], bool]
+
+pytestmark = pytest.mark.usefixtures("breaks_the_lab")
 
 
 def http_at(node: str) -> Pick:
@@ -111,23 +116,43 @@ def test_fault_breaks_its_flows_and_undo_restores_the_contract(
 
 def test_netem_delays_one_node_and_drops_everything_at_another(lab: Lab, flows: list[Flow],
                                                               tmp_path: Path) -> None:
+    """lb1's flows wait at least the delay; ns1's, on the same network, are not held by it:
+    each is compared with the same flow measured just before, without the fault."""
     delay_ms = 300
     watched = [f for f in flows if http_at("lb1")(f) or http_at("lb2")(f) or dns_at("ns1")(f)]
+    before = run_flows(watched)
+    assert failing(before) == [], "the lab must be green first"
+    without = {r.flow.name: r.latency_ms for r in before}
     with injected(lab, flows, tmp_path,
                   ("netem", "lb1", {"network": "dmz", "delay_ms": delay_ms}),
                   ("netem", "lb2", {"network": "dmz", "loss_pct": 100})):
         results = {r.flow.name: r for r in run_flows(watched)}
     slow = [r for r in results.values() if r.flow.target == "lb1"]
+    dropped = [r for r in results.values() if r.flow.target == "lb2"]
+    spared = [r for r in results.values() if r.flow.target == "ns1"]   # also on the dmz
+    assert slow and dropped and spared, "the contract names no flow at lb1, lb2 or ns1"
     assert failing(slow) == [], "slower, but within the contract's timeout"
     assert all(r.latency_ms > delay_ms for r in slow), [(r.flow.name, r.latency_ms) for r in slow]
-    assert all(not r.ok for r in results.values() if r.flow.target == "lb2")
-    spared = [r for r in results.values() if r.flow.target == "ns1"]   # also on the dmz
-    assert failing(spared) == [] and all(r.latency_ms < delay_ms for r in spared)
+    assert [r.flow.name for r in dropped if r.ok] == []
+    assert failing(spared) == []
+    added = {r.flow.name: (without[r.flow.name], r.latency_ms) for r in spared}
+    assert all(during - earlier < delay_ms for earlier, during in added.values()), added
 
 
-def border_routes(lab: Lab) -> str:
-    border = docker.from_env().containers.get(lab.container("border"))
-    return border.exec_run(["vtysh", "-c", "show ip route"]).output.decode()
+def border_view(lab: Lab) -> tuple[str, BgpPeer]:
+    """The border's routing table as vtysh shows it, and its BGP session with the firewall.
+
+    vtysh must exit 0 and bgpd must answer with that session Established: with bgpd down (or
+    vtysh failing) every BGP route is gone too, so "the prefix is not in the table" would pass
+    for the wrong reason."""
+    border = lab.container("border")
+    table = docker_exec.run(border, ["vtysh", "-c", "show ip route"],
+                            what="reading the border's routes").stdout
+    peers = facts.BGP_SUMMARY.gather(border)
+    firewall = lab.address("firewall", "transit")
+    assert firewall in peers, f"bgpd on border has no session with the firewall: {peers}"
+    assert peers[firewall].established, f"border's session with the firewall: {peers[firewall]}"
+    return table, peers[firewall]
 
 
 def test_withdrawn_prefix_takes_the_dmz_off_the_internet_until_announced(
@@ -141,13 +166,16 @@ def test_withdrawn_prefix_takes_the_dmz_off_the_internet_until_announced(
 
     broken = [f for f in flows if to_dmz(f)]
     spared = [f for f in flows if f.vantage == "inside"]
+    assert broken and spared, "the contract names no flow to the dmz or from inside"
     with injected(lab, flows, tmp_path, ("withdraw-prefix", "firewall", {})) as [fault]:
         assert fault.restore["prefixes"] == [dmz]
         results = measure_until_broken(broken + spared, broken)
         assert [f.name for f in broken if results[f.name].ok] == []
         assert failing([results[f.name] for f in spared]) == []
-        assert dmz not in border_routes(lab)
-    assert f"B>* {dmz}" in border_routes(lab)
+        table, session = border_view(lab)      # the session stays up; only the prefix goes
+        assert dmz not in table and session.prefixes_received == 0, (table, session)
+    table, session = border_view(lab)
+    assert f"B>* {dmz}" in table and session.prefixes_received >= 1, (table, session)
 
 
 def test_a_fault_already_active_is_refused(lab: Lab, flows: list[Flow], tmp_path: Path) -> None:

@@ -8,9 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import testinfra
 
-from tests.conftest import Lab
+from tests.lab_fixtures import Lab
 
 LBS = ["lb1", "lb2"]
+# The reload test's files in the client container, and how many answered requests it waits for
+# before each reload and after the last one (at most REQUESTS_WAIT_S for each such wait).
+CODES, STOP = "/tmp/edge-reload-test.codes", "/tmp/edge-reload-test.stop"
+REQUESTS_BETWEEN, REQUESTS_WAIT_S = 10, 30.0
 
 
 def host_of(lab: Lab, node: str):
@@ -50,18 +54,39 @@ def test_every_backend_server_is_up(lab: Lab, node: str) -> None:
 
 
 def test_reload_drops_no_request(lab: Lab) -> None:
-    """Requests from the client keep succeeding while HAProxy reloads twice (master-worker)."""
+    """Requests from the client keep succeeding while HAProxy reloads twice (master-worker).
+
+    The client sends requests one after the other until told to stop, each status code a line of
+    CODES; each reload waits until REQUESTS_BETWEEN more have been answered, so both fall in the
+    middle of the stream however fast this machine is."""
     client = host_of(lab, "client")
     lb1 = host_of(lab, "lb1")
     url = f"http://{lab.address('lb1', 'dmz')}/"
     host = f"hello.apps.{lab.outputs['zone']}"
-    loop = (f"for i in $(seq 1 40); do curl -s -m 2 -o /dev/null -w '%{{http_code}}\\n' "
-            f"-H 'Host: {host}' {url}; sleep 0.02; done")
+    client.check_output(f"rm -f {CODES} {STOP}")
+    loop = (f"until [ -e {STOP} ]; do curl -s -m 2 -o /dev/null -w '%{{http_code}}\\n' "
+            f"-H 'Host: {host}' {url} >> {CODES}; sleep 0.02; done")
+
+    def answered() -> int:
+        return int(client.check_output(f"cat {CODES} 2>/dev/null | wc -l"))
+
+    def wait_answered(count: int) -> None:
+        deadline = time.monotonic() + REQUESTS_WAIT_S
+        while answered() < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert answered() >= count, f"the client's requests stalled at {answered()}"
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        codes = pool.submit(client.check_output, loop)
-        for _ in range(2):
-            time.sleep(0.2)
-            lb1.check_output("supervisorctl signal USR2 haproxy")
-        seen = codes.result().split()
-    assert len(seen) == 40 and set(seen) == {"200"}, sorted(set(seen))
+        sending = pool.submit(client.check_output, loop)
+        try:
+            for _ in range(2):   # requests answered, then a reload; twice; then more answered
+                wait_answered(answered() + REQUESTS_BETWEEN)
+                lb1.check_output("supervisorctl signal USR2 haproxy")
+            wait_answered(answered() + REQUESTS_BETWEEN)
+        finally:
+            client.check_output(f"touch {STOP}")
+            sending.result()
+            seen = client.check_output(f"cat {CODES}").split()
+            client.check_output(f"rm -f {CODES} {STOP}")
+    assert len(seen) >= 3 * REQUESTS_BETWEEN and set(seen) == {"200"}, sorted(set(seen))
     assert "RUNNING" in lb1.check_output("supervisorctl status haproxy")

@@ -2,6 +2,9 @@
 
 The replay of the AWS 2011 incident needs a second way in that works but is slow: border2's links
 add a delay and a rate limit (roles/link), and edge.paths moves the static routes onto it.
+Latencies are only compared with latencies of the same flows measured in the same test, never
+with a fixed figure: this machine is shared and its speed varies. The shift breaks the lab's
+routing and puts it back, so it never runs on a reused stack (EDGE_TEST_REUSE).
 """
 
 from __future__ import annotations
@@ -16,9 +19,14 @@ import testinfra
 from edge import paths
 from edge.contract import expand, load_contract
 from edge.probes import Result, results_table, run_flows
-from tests.conftest import ROOT, Lab
+from tests.lab_fixtures import ROOT, Lab
 
 PRIMARY, SECONDARY = "border", "border2"
+# HTTP over the shaped path is at least this many times slower than over the primary one, measured
+# before the shift; back on the primary path, at least this many times faster than while shifted.
+# The shaping adds its delay to each packet, several round trips of which make a request, so the
+# real factor is far larger: these only tell a path from the other on a busy machine.
+SLOWER = 3
 
 
 def host(lab: Lab, node: str):
@@ -69,6 +77,7 @@ def test_secondary_border_sends_at_most_its_rate(lab: Lab, link: dict, peer: str
     assert kbit_s <= link["rate_kbit"] * 1.1, (kbit_s, out)
 
 
+@pytest.mark.usefixtures("breaks_the_lab")
 def test_shift_onto_the_slow_path_and_back(lab: Lab, link: dict) -> None:
     flows = outside_flows(lab)
     before = run_flows(flows)
@@ -80,9 +89,12 @@ def test_shift_onto_the_slow_path_and_back(lab: Lab, link: dict) -> None:
         assert f"via {lab.address(SECONDARY, 'internet')}" in client.check_output(
             f"ip route show {dmz}")
         shifted = run_flows(flows)
-        # Every outside flow still works, over a path that is slow in each direction.
+        # Every outside flow still works, over a path that is slow in each direction: each
+        # request waits at least the shaping's delay, and takes far longer than before the shift.
         assert all(r.ok for r in shifted), results_table(shifted)
         assert min(http_ms(shifted)) > link["delay_ms"], results_table(shifted)
+        assert statistics.median(http_ms(shifted)) >= \
+            SLOWER * statistics.median(http_ms(before)), results_table(before + shifted)
     finally:
         paths.restore(lab.outputs)
     for name, routes in paths.topology_routes(lab.outputs).items():
@@ -90,4 +102,5 @@ def test_shift_onto_the_slow_path_and_back(lab: Lab, link: dict) -> None:
         assert all(f"{prefix} via {gateway}" in live for prefix, gateway in routes), (name, live)
     after = run_flows(flows)
     assert all(r.ok for r in after), results_table(after)
-    assert statistics.median(http_ms(after)) < link["delay_ms"] / 4, results_table(after)
+    assert SLOWER * statistics.median(http_ms(after)) <= statistics.median(http_ms(shifted)), \
+        results_table(shifted + after)

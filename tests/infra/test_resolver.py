@@ -13,7 +13,7 @@ import time
 import pytest
 import testinfra
 
-from tests.conftest import Lab
+from tests.lab_fixtures import Lab
 
 # Run inside a container: python3 -c LOOKUP SERVER NAME... prints {name: [addresses] or error}.
 LOOKUP = """
@@ -79,11 +79,12 @@ def test_client_gets_the_same_answers_from_each_name_server(lab: Lab, server: st
 
 
 def test_names_outside_the_lab_fail_fast(lab: Lab) -> None:
-    """No root server is reachable: the resolver answers SERVFAIL at once, it does not hang."""
-    started = time.monotonic()
+    """No root server is reachable: the resolver answers SERVFAIL, it does not hang. The kind of
+    failure tells, not a stop-watch around `docker exec` on a busy machine: an answer ends the
+    lookup in NoNameservers, a resolver that hangs ends it in a timeout (LifetimeTimeout) once
+    the client gives up (LOOKUP's `lifetime`)."""
     found = lookup(lab, "client", lab.address("resolver", "internet"), ["example.com"])
     assert found == {"example.com": "NoNameservers"}
-    assert time.monotonic() - started < 3
 
 
 def test_recursion_is_refused_outside_the_internet_network(lab: Lab) -> None:

@@ -1,12 +1,20 @@
-"""The dynamic providers' methods, called directly against the real Docker engine."""
+"""The dynamic providers' methods, called directly against the real Docker engine.
+
+Each test gets the network and volume it needs from a fixture and every container it creates is
+deleted by one, so a test that fails halfway leaves nothing behind for the next one (which would
+then fail on the same names and subnet).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import docker
 import pytest
+from pulumi.dynamic import CreateResult
 
 from edge.infra.docker_provider import ContainerProvider, NetworkProvider, VolumeProvider
-from tests.conftest import labels_for
+from tests.lab_fixtures import labels_for
 
 STACK = "t-provider"
 SUBNET, GATEWAY = "198.19.240.0/24", "198.19.240.254"   # slot 31's public block
@@ -52,16 +60,42 @@ def test_diff_says_what_replaces_and_what_updates(image: str) -> None:
     assert restart.changes and restart.replaces == []
 
 
-def test_network_volume_container_lifecycle(docker_client: docker.DockerClient,
-                                            image: str) -> None:
+@pytest.fixture
+def network(docker_client: docker.DockerClient) -> Iterator[CreateResult]:
+    """The tests' network, created by the provider and deleted by it afterwards."""
+    created = NetworkProvider().create(network_props())
+    yield created
+    NetworkProvider().delete(created.id, created.outs)
+
+
+@pytest.fixture
+def volume(docker_client: docker.DockerClient) -> Iterator[CreateResult]:
+    """The tests' volume, likewise."""
+    created = VolumeProvider().create({"name": "edge-t-provider-vol", "labels": labels_for(STACK)})
+    yield created
+    VolumeProvider().delete(created.id, created.outs)
+
+
+@pytest.fixture
+def containers(docker_client: docker.DockerClient) -> Iterator[list[CreateResult]]:
+    """The containers a test creates (it appends each): deleted afterwards, whatever happened."""
+    created: list[CreateResult] = []
+    yield created
+    for container in created:
+        ContainerProvider().delete(container.id, container.outs)
+
+
+def test_network_volume_container_lifecycle(docker_client: docker.DockerClient, image: str,
+                                            network: CreateResult, volume: CreateResult,
+                                            containers: list[CreateResult]) -> None:
     api = docker_client.api
-    net = NetworkProvider().create(network_props())
-    vol = VolumeProvider().create({"name": "edge-t-provider-vol", "labels": labels_for(STACK)})
-    assert api.inspect_network(net.id)["Internal"] is True
-    assert net.outs["subnet"] == SUBNET and net.outs["gateway"] == GATEWAY
+    assert api.inspect_network(network.id)["Internal"] is True
+    assert network.outs["subnet"] == SUBNET and network.outs["gateway"] == GATEWAY
+    assert api.inspect_volume(volume.id)["Name"] == "edge-t-provider-vol"
 
     provider = ContainerProvider()
     created = provider.create(container_props(image))
+    containers.append(created)
     info = api.inspect_container(created.id)
     assert info["State"]["Running"] and created.outs["running"] is True
     assert created.outs["networks"] == {"edge-t-provider-net": "198.19.240.10"}
@@ -77,19 +111,17 @@ def test_network_volume_container_lifecycle(docker_client: docker.DockerClient,
     provider.delete(created.id, created.outs)
     gone = provider.read(created.id, created.outs)       # removed: refresh drops it
     assert gone.id == ""
-    VolumeProvider().delete(vol.id, vol.outs)
-    NetworkProvider().delete(net.id, net.outs)
-    assert NetworkProvider().read(net.id, net.outs).id == ""
+    VolumeProvider().delete(volume.id, volume.outs)
+    assert VolumeProvider().read(volume.id, volume.outs).id == ""
+    NetworkProvider().delete(network.id, network.outs)   # the fixtures' deletes: no-ops then
+    assert NetworkProvider().read(network.id, network.outs).id == ""
 
 
-def test_container_whose_init_fails_is_an_error(docker_client: docker.DockerClient,
-                                               image: str) -> None:
-    net = NetworkProvider().create(network_props())
-    try:
-        with pytest.raises(RuntimeError, match="(?s)stopped right after start.*cannot install route"):
-            ContainerProvider().create(container_props(
-                image, mounts={}, env={"EDGE_ROUTES": "198.19.241.0/24 via 198.19.99.1"},
-                restart_policy="no"))
-        assert docker_client.api.containers(all=True, filters={"name": "edge-t-provider-box"}) == []
-    finally:
-        NetworkProvider().delete(net.id, net.outs)
+def test_container_whose_init_fails_is_an_error(docker_client: docker.DockerClient, image: str,
+                                               network: CreateResult,
+                                               containers: list[CreateResult]) -> None:
+    with pytest.raises(RuntimeError, match="(?s)stopped right after start.*cannot install route"):
+        containers.append(ContainerProvider().create(container_props(
+            image, mounts={}, env={"EDGE_ROUTES": "198.19.241.0/24 via 198.19.99.1"},
+            restart_policy="no")))
+    assert docker_client.api.containers(all=True, filters={"name": "edge-t-provider-box"}) == []

@@ -1,12 +1,16 @@
 """The whole reference lab through the real Pulumi CLI: up, inspect, drift, refresh, destroy.
 
-One throw-away stack at slot 30 with its own file backend, labelled purpose=test.
+One throw-away stack at slot 30 with its own file backend, labelled purpose=test. No test relies
+on the ones before it: each asks for `outputs`, which brings the stack (back) up whenever any of
+it is missing or stopped (after the destroy test, for one), and a test that breaks the stack by
+hand asks for `restored`, which puts it back afterwards whatever happened.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -14,10 +18,12 @@ import pytest
 
 from edge import cleanup, stack
 from edge.plan import LABEL_STACK
-from tests.conftest import ROOT, labels_for
+from edge.topology import load_topology
+from tests.lab_fixtures import ROOT, labels_for, stack_config
 
 STACK = f"t-life-{os.getpid() % 100000}"
 SLOT = 30
+TOPOLOGY = load_topology(ROOT / "topology" / "reference.yaml")
 
 
 def public(third: int, host: int) -> str:
@@ -31,22 +37,47 @@ def internal(host: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory, image: str):
+def backend(tmp_path_factory: pytest.TempPathFactory, image: str) -> Iterator[stack.Backend]:
+    """The stack's own state folder; whatever of the stack is left is destroyed at the end."""
     backend = stack.Backend(state=tmp_path_factory.mktemp("pulumi-state"))
-    stack.select_stack(STACK, backend, {"slot": str(SLOT), "purpose": "test"})
-    return backend
-
-
-@pytest.fixture(scope="module")
-def lab(backend: stack.Backend, docker_client: docker.DockerClient):
-    stack.up(STACK, backend, stream=False)
-    yield stack.outputs(STACK, backend)
-    stack.destroy(STACK, backend, stream=False)   # idempotent: a no-op after the last test
+    stack.select_stack(STACK, backend, stack_config(SLOT))
+    yield backend
+    stack.destroy(STACK, backend, stream=False)
     stack.remove_stack(STACK, backend)
 
 
-def container(docker_client: docker.DockerClient, lab: dict, node: str):
-    return docker_client.containers.get(lab["nodes"][node]["container_id"])
+def complete(docker_client: docker.DockerClient) -> bool:
+    """Whether every node of the stack runs, and each of its networks and volumes is there."""
+    found = cleanup.count({LABEL_STACK: STACK}, docker_client)
+    running = docker_client.containers.list(filters={"label": f"{LABEL_STACK}={STACK}"})
+    return (len(running), found.containers, found.networks, found.volumes) == (
+        len(TOPOLOGY.nodes), len(TOPOLOGY.nodes), len(TOPOLOGY.networks), len(TOPOLOGY.volumes))
+
+
+def bring_up(backend: stack.Backend, docker_client: docker.DockerClient) -> None:
+    """Put all of the stack (back) as declared, if anything is missing or stopped. Refreshed
+    first: Pulumi knows nothing of what was stopped or removed by hand."""
+    if not complete(docker_client):
+        stack.pulumi(["up", "--yes", "--skip-preview", "--refresh", "--suppress-outputs",
+                      "--stack", STACK], backend)
+
+
+@pytest.fixture
+def outputs(backend: stack.Backend, docker_client: docker.DockerClient) -> dict:
+    """The stack's outputs, all of the stack up."""
+    bring_up(backend, docker_client)
+    return stack.outputs(STACK, backend)
+
+
+@pytest.fixture
+def restored(backend: stack.Backend, docker_client: docker.DockerClient) -> Iterator[None]:
+    """For a test that stops or removes parts of the stack by hand: all back afterwards."""
+    yield
+    bring_up(backend, docker_client)
+
+
+def container(docker_client: docker.DockerClient, outputs: dict, node: str):
+    return docker_client.containers.get(outputs["nodes"][node]["container_id"])
 
 
 def exec_ok(box, *cmd: str) -> str:
@@ -55,13 +86,13 @@ def exec_ok(box, *cmd: str) -> str:
     return out.decode()
 
 
-def test_up_creates_every_node_network_and_volume(lab: dict,
+def test_up_creates_every_node_network_and_volume(outputs: dict,
                                                   docker_client: docker.DockerClient) -> None:
-    assert set(lab["nodes"]) == {"client", "resolver", "border", "border2", "firewall", "lb1",
+    assert set(outputs["nodes"]) == {"client", "resolver", "border", "border2", "firewall", "lb1",
                                  "lb2", "ns1", "ns2", "controller", "dea1", "dea2", "inside"}
     found = cleanup.count({LABEL_STACK: STACK}, docker_client)
     assert (found.containers, found.networks, found.volumes) == (13, 4, 1)
-    for name, node in lab["nodes"].items():
+    for name, node in outputs["nodes"].items():
         box = docker_client.containers.get(node["container_id"])
         assert box.status == "running", name
         attached = box.attrs["NetworkSettings"]["Networks"]
@@ -69,16 +100,16 @@ def test_up_creates_every_node_network_and_volume(lab: dict,
             f"edge-{STACK}-{net}": addr for net, addr in node["addresses"].items()}
     dmz = docker_client.networks.get(f"edge-{STACK}-dmz").attrs
     assert dmz["Internal"] is True and dmz["IPAM"]["Config"][0]["Subnet"] == public(2, 0) + "/24"
-    assert lab["nodes"]["controller"]["addresses"] == {"paas": internal(20)}
+    assert outputs["nodes"]["controller"]["addresses"] == {"paas": internal(20)}
 
 
-def test_routes_carry_client_traffic_through_the_edge(lab: dict,
+def test_routes_carry_client_traffic_through_the_edge(outputs: dict,
                                                       docker_client: docker.DockerClient) -> None:
-    client = container(docker_client, lab, "client")
+    client = container(docker_client, outputs, "client")
     routes = exec_ok(client, "ip", "route")
     assert "default" not in routes
     assert f"{public(2, 0)}/24 via {public(0, 1)}" in routes
-    assert exec_ok(container(docker_client, lab, "border"), "sysctl", "-n",
+    assert exec_ok(container(docker_client, outputs, "border"), "sysctl", "-n",
                    "net.ipv4.ip_forward").strip() == "1"
     # client -> border -> firewall (transit side) and back: the recorded route shows the border
     # forwarding. (Beyond the firewall the path needs BGP, which the Ansible roles configure.)
@@ -90,12 +121,12 @@ def test_routes_carry_client_traffic_through_the_edge(lab: dict,
     assert code != 0, out.decode()
 
 
-def test_second_up_changes_nothing(backend: stack.Backend, lab: dict) -> None:
+def test_second_up_changes_nothing(backend: stack.Backend, outputs: dict) -> None:
     proc = stack.pulumi(["preview", "--expect-no-changes", "--stack", STACK], backend)
     assert proc.returncode == 0
 
 
-def test_topology_edit_shows_exact_diff(backend: stack.Backend, lab: dict,
+def test_topology_edit_shows_exact_diff(backend: stack.Backend, outputs: dict,
                                         tmp_path: Path) -> None:
     edited = tmp_path / "topology.yaml"
     text = (ROOT / "topology" / "reference.yaml").read_text()
@@ -112,10 +143,11 @@ def test_topology_edit_shows_exact_diff(backend: stack.Backend, lab: dict,
     assert all("node-lb2" in line for line in changed), changed
 
 
-def test_refresh_notices_stopped_and_removed_containers(backend: stack.Backend, lab: dict,
-                                                        docker_client: docker.DockerClient) -> None:
-    container(docker_client, lab, "inside").stop(timeout=1)
-    container(docker_client, lab, "dea2").remove(force=True)
+def test_refresh_notices_stopped_and_removed_containers(
+        backend: stack.Backend, outputs: dict, restored: None,
+        docker_client: docker.DockerClient) -> None:
+    container(docker_client, outputs, "inside").stop(timeout=1)
+    container(docker_client, outputs, "dea2").remove(force=True)
     out = stack.pulumi(["refresh", "--yes", "--stack", STACK], backend).stdout
     assert "node-dea2" in out and "deleted" in out, out
     assert "node-inside" in out and "updated" in out, out
@@ -123,14 +155,14 @@ def test_refresh_notices_stopped_and_removed_containers(backend: stack.Backend, 
     urns = [r["urn"] for r in state["deployment"]["resources"]]
     assert not any(u.endswith("::node-dea2") for u in urns)
     stack.up(STACK, backend, stream=False)                # puts both back
-    assert container(docker_client, lab, "inside").status == "running"
-    restored = docker_client.containers.get(f"edge-{STACK}-dea2")
-    assert restored.status == "running"
+    assert container(docker_client, outputs, "inside").status == "running"
+    restored_dea2 = docker_client.containers.get(f"edge-{STACK}-dea2")
+    assert restored_dea2.status == "running"
 
 
-def test_destroy_leaves_nothing(backend: stack.Backend, lab: dict,
+def test_destroy_leaves_nothing(backend: stack.Backend, outputs: dict,
                                 docker_client: docker.DockerClient) -> None:
-    """Runs last, so the fixture's own destroy then has nothing left to do."""
+    """The next test that needs the stack brings it back up (`outputs`)."""
     stack.destroy(STACK, backend, stream=False)
     assert cleanup.count({LABEL_STACK: STACK}, docker_client).total == 0
 
@@ -144,7 +176,7 @@ def test_address_overlap_is_one_error_and_creates_nothing(
             subnet="198.19.194.0/25")]))   # slot 28: 198.18.2.0/24 -> 198.19.194.0/24
     try:
         backend = stack.Backend(state=tmp_path)
-        stack.select_stack("t-clash", backend, {"slot": "28", "purpose": "test"})
+        stack.select_stack("t-clash", backend, stack_config(28))
         proc = stack.pulumi(["up", "--yes", "--stack", "t-clash"], backend, check=False)
         said = proc.stdout + proc.stderr
         assert proc.returncode != 0

@@ -1,7 +1,8 @@
 """The staged copy shared by the preview and apply suites, and each example previewed once.
 
 The live stack is the session's configured lab (t-lab); the staged copy is t-staging at slot 24
-in the same state folder, destroyed at the end of the session.
+in the same state folder, destroyed at the end of the session. Previews and applies break a copy
+or the live lab and roll it back: never under EDGE_TEST_REUSE (the user's own stack).
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from edge import stack
 from edge.change import load_change
 from edge.gate import record_preview
 from edge.preview import Preview, config_digest, run_preview
-from tests.conftest import ROOT, Lab
+from tests.lab_fixtures import ROOT, Lab, stack_config
 
 STAGING, STAGING_SLOT = "t-staging", 24
+
+
+@pytest.fixture(autouse=True)
+def _refused_on_a_reused_stack(breaks_the_lab: None) -> None:
+    """Every test of this suite breaks the lab and rolls it back (see breaks_the_lab)."""
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +49,7 @@ def previews(lab: Lab, staging: stack.Backend, tmp_path_factory: pytest.TempPath
                                  set(lab.outputs["nodes"]))
             before = config_digest(lab.outputs)
             self[name] = run_preview(change, lab.stack, STAGING, ROOT / "contract.yaml",
-                                     staging, {"slot": str(STAGING_SLOT), "purpose": "test"},
+                                     staging, stack_config(STAGING_SLOT),
                                      progress=lambda _: None)
             live_digests[name] = (before, config_digest(lab.outputs))
             record_preview(lab.state, self[name], reports / name)

@@ -11,13 +11,39 @@ from pathlib import Path
 
 import pytest
 
-from edge.preview import SAFE, UNSAFE, Preview
 from edge.html_report import preview_html
+from edge.preview import SAFE, UNSAFE, Preview
 from edge.preview_report import preview_junit, preview_table
 from tests.conftest import ROOT, Lab
 from tests.preview.conftest import live_digests
 
 EXAMPLES = sorted((ROOT / "changes" / "examples").glob("*.yaml"))
+
+# What each example does to the contract, measured on the staged copy: the kinds of its flow
+# deltas, and whether the static policy check flags a firewall rule. Why each:
+#  - border-withdraws-prefix, firewall-policy-drop, lb-wrong-bind: every client flow into the dmz
+#    (or to the load balancers) breaks at once; no flow of the same entry keeps working.
+#  - ns1-stopped: ns2 still answers each DNS entry ns1 no longer does.
+#  - open-rndc: the client reaches rndc (must-block) through the new rule; the policy check
+#    flags the rule too.
+#  - open-controller: no route leads from the internet to the PaaS network, so no measured flow
+#    changes; only the policy check sees the rule that would expose the controller.
+#  - the SAFE ones change no measured flow (answers included: the probes ask other names).
+EXPECTED: dict[str, tuple[set[str], bool]] = {
+    "border-withdraws-prefix": ({"outage"}, False),
+    "dns-record": (set(), False),
+    "dns-ttl": (set(), False),
+    "firewall-policy-drop": ({"outage"}, False),
+    "lb-wrong-bind": ({"outage"}, False),
+    "new-app-route": (set(), False),
+    "ns1-stopped": ({"redundancy-lost"}, False),
+    "open-controller": (set(), True),
+    "open-rndc": ({"security-regression"}, True),
+}
+
+
+def test_every_example_has_its_expected_deltas_written_here() -> None:
+    assert sorted(EXPECTED) == [p.stem for p in EXAMPLES]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -29,11 +55,16 @@ def test_example_change_gets_the_expected_verdict(lab: Lab, previews: dict[str, 
     # Digested right before and right after this preview: the live lab was not touched (other
     # tests change it between previews, through `edge apply`).
     before, after = live_digests[path.stem]
-    assert before == after == result.live_digest == result.live_digest_after, "live was touched"
+    assert before and before == after == result.live_digest == result.live_digest_after, \
+        "live was touched"
+    assert result.after, "the preview never measured the staged copy after the change"
+    kinds, flagged = EXPECTED[path.stem]
+    assert {d.kind for d in result.deltas} == kinds, preview_table(result)
+    assert bool(result.policy) == flagged, result.policy
     if expected == UNSAFE:
         assert result.reasons and "<failure" in preview_junit(result)
     else:
-        assert not [d for d in result.deltas if d.kind != "fixed"], preview_table(result)
+        assert result.reasons == [] and "<failure" not in preview_junit(result)
 
 
 def test_kinds_of_breakage_are_told_apart_and_located(previews: dict[str, Preview]) -> None:
@@ -44,10 +75,13 @@ def test_kinds_of_breakage_are_told_apart_and_located(previews: dict[str, Previe
                                                "open-rndc")}
     kinds = {name: {d.kind for d in p.deltas} for name, p in found.items()}
     assert kinds["ns1-stopped"] == {"redundancy-lost"}
-    assert "outage" in kinds["border-withdraws-prefix"]
+    assert kinds["border-withdraws-prefix"] == {"outage"}
     assert kinds["open-rndc"] == {"security-regression"}
     where = {name: {d.where for d in p.deltas if d.kind != "security-regression"}
              for name, p in found.items()}
+    for name in ("ns1-stopped", "border-withdraws-prefix", "lb-wrong-bind",
+                 "firewall-policy-drop"):
+        assert where[name], f"{name}: no broken flow to locate"
     assert where["ns1-stopped"] == {"ns1 is not running (exited)"}
     assert all("border has no route" in w for w in where["border-withdraws-prefix"])
     assert all(w.startswith("nothing listens on") for w in where["lb-wrong-bind"])

@@ -27,6 +27,13 @@ def test_every_example_loads_and_says_what_it_expects() -> None:
         assert load_change(path).expect in ("safe", "unsafe"), path
 
 
+def test_digests_of_the_examples_stay_what_recorded_previews_hold() -> None:
+    # A preview records the digest of the change it was made for; an apply compares them.
+    assert load_change(ROOT / "changes" / "examples" / "dns-ttl.yaml").digest == "cdd38a6f34183041"
+    assert load_change(ROOT / "changes" / "examples" / "dns-record.yaml").digest == \
+        "bf6117afd3920910"
+
+
 def test_digest_covers_what_the_change_does_not_its_words(tmp_path: Path) -> None:
     a = load_change(write(tmp_path, "description: one\nvars: {dns_ttl: 60}\n"))
     b = load_change(write(tmp_path, "description: two\nvars: {dns_ttl: 60}\n"))
@@ -35,11 +42,12 @@ def test_digest_covers_what_the_change_does_not_its_words(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("body,words", [
-    ("vars: {a: 1}\n", "description: missing"),
+    ("vars: {dns_ttl: 1}\n", "description: missing"),
     ("description: x\n", "the change changes nothing"),
     ("description: x\nstop: [ns9]\n", "no node ['ns9'] in the stack"),
-    ("description: x\nvars: {a: 1}\nexpect: maybe\n", "'maybe' is neither safe nor unsafe"),
-    ("description: x\nvars: {a: 1}\nbogus: 1\n", "bogus: unknown key"),
+    ("description: x\nvars: {dns_ttl: 1}\nexpect: maybe\n", "'maybe' is neither safe nor unsafe"),
+    ("description: x\nvars: {dns_ttl: 1}\nbogus: 1\n", "bogus: unknown key"),
+    ("description: x\nvars: {a: 1}\n", "vars.a: no role default or group_vars defines 'a'"),
 ])
 def test_bad_change_gives_one_clear_error(tmp_path: Path, body: str, words: str) -> None:
     path = write(tmp_path, body)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 from pathlib import Path
 
@@ -11,17 +10,16 @@ import pytest
 from edge.change import Change
 from edge.gate import GateRefused, check_gate, stack_lock
 from edge.revision import Revision
+from edge.state import PreviewRecord, StackLocked, StackState
 
 LIVE = Revision("a" * 40, {"x": 1})
 CHANGE = Change(Path("changes/c.yaml"), "a change", {"edge_dns_ttl": 60})
 
 
 def record(state: Path, verdict: str, revision: str) -> None:
-    folder = state / "stacks" / "lab" / "previews"
-    folder.mkdir(parents=True)
-    (folder / f"{CHANGE.digest}.json").write_text(json.dumps({
-        "verdict": verdict, "reasons": ["OUTAGE: x"], "live_revision": revision,
-        "when": "2026-11-26T10:00:00", "hosts": ["ns1"]}))
+    StackState.of(state, "lab").save_preview(PreviewRecord(
+        CHANGE.digest, verdict, revision, CHANGE.description, ["OUTAGE: x"], ["ns1"],
+        when="2026-11-26T10:00:00"))
 
 
 def test_no_preview_is_refused(tmp_path: Path) -> None:
@@ -43,14 +41,14 @@ def test_a_stale_preview_is_refused(tmp_path: Path) -> None:
 
 def test_a_safe_preview_of_the_live_revision_passes(tmp_path: Path) -> None:
     record(tmp_path, "SAFE", LIVE.id)
-    assert check_gate(tmp_path, "lab", CHANGE, LIVE)["hosts"] == ["ns1"]
+    assert check_gate(tmp_path, "lab", CHANGE, LIVE).hosts == ["ns1"]
 
 
 def _try_lock(state: Path, queue: multiprocessing.Queue) -> None:
     try:
         with stack_lock(state, "lab", "second apply"):
             queue.put("acquired")
-    except GateRefused as err:
+    except StackLocked as err:
         queue.put(str(err))
 
 

@@ -1,11 +1,22 @@
-"""The incident timeline: lanes, markers, binning, escaping, time to detect, terminal lines."""
+"""The incident timeline: lanes, markers, binning, escaping, time to detect, terminal lines,
+alarm events as data."""
 
 from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from edge.timeline import (FAILED, LABEL_W, PLOT_W, Event, Sample, detect_time, timeline_html,
-                           timeline_svg, timeline_text)
+from edge.timeline import (
+    FAILED,
+    LABEL_W,
+    PLOT_W,
+    Alarm,
+    Event,
+    Sample,
+    detect_time,
+    timeline_html,
+    timeline_svg,
+    timeline_text,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -119,3 +130,30 @@ def test_text_lists_events_in_time_order_then_a_row_per_flow() -> None:
         ["http@lb1", "client", "102", "2", "50", "95", "100"],
         ["dns@ns1", "inside", "1", "1", "-", "-", "-"]]
     assert timeline_text([], []) == ""
+
+
+def test_an_alarm_event_is_data_and_its_label_is_built_from_it() -> None:
+    outage = Alarm("EXTERNAL OUTAGE", "apps", ("http-app-at-lb@lb1", "http-app-at-lb@lb2"))
+    raised = Event(4.5, "alarm", alarm=outage, was="DEGRADED")
+    assert raised.label == ("EXTERNAL OUTAGE (apps): http-app-at-lb@lb1, http-app-at-lb@lb2 "
+                            "(was DEGRADED)")
+    assert Event(9.0, "clear", alarm=outage).label == "EXTERNAL OUTAGE (apps) cleared"
+    assert raised.to_json() == {"t": 4.5, "kind": "alarm", "label": raised.label,
+                                "class": "EXTERNAL OUTAGE", "service": "apps",
+                                "flows": ["http-app-at-lb@lb1", "http-app-at-lb@lb2"],
+                                "was": "DEGRADED"}
+    marker = Event(1.0, "fault", "inject: stop lb1")
+    assert marker.label == "inject: stop lb1" and marker.alarm is None
+    assert marker.to_json() == {"t": 1.0, "kind": "fault", "label": "inject: stop lb1"}
+    assert timeline_text([raised], []).startswith("+  4.50s  ALARM     EXTERNAL OUTAGE (apps)")
+
+
+def test_a_recovering_event_names_the_alarm_it_is_about() -> None:
+    outage = Alarm("EXTERNAL OUTAGE", "apps", ("http-app-at-lb@lb1",))
+    recovering = Event(6.4, "recovering", alarm=outage)
+    assert recovering.label == "EXTERNAL OUTAGE (apps) recovering"
+    assert recovering.to_json() == {"t": 6.4, "kind": "recovering", "label": recovering.label,
+                                    "class": "EXTERNAL OUTAGE", "service": "apps",
+                                    "flows": ["http-app-at-lb@lb1"], "was": ""}
+    svg = timeline_svg([ok("http-app-at-lb@lb1", t) for t in range(10)], [recovering], "t")
+    assert "+6.40s recovering: EXTERNAL OUTAGE (apps) recovering" in svg

@@ -1,0 +1,94 @@
+"""The command line on the session's configured lab (t-lab): the exit codes users and scripts
+rely on, through `edge` as a subprocess. 0: done and green; 1: the answer is no (an apply
+rolled back); 2: refused.
+
+`edge` is pointed at the lab's state folder through EDGE_STATE; until the CLI honours it, these
+tests are expected failures (said once per test, by `lab_state`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edge.revision import load_live
+from edge.state import StackState
+from tests.cli.conftest import edge, honours_edge_state
+from tests.lab_fixtures import Lab
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def lab_state(lab: Lab, tmp_path: Path) -> Path:
+    """The state folder `edge` must use to see t-lab."""
+    assert honours_edge_state(tmp_path / "probe"), "edge ignores EDGE_STATE"
+    return lab.state
+
+
+def run(lab: Lab, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`edge ARGS --stack <the lab>` on the session's engine."""
+    return edge(*args, "--stack", lab.stack, state=state, engine=None, timeout=900)
+
+
+def test_status_and_verify_of_a_green_lab_exit_0(lab: Lab, lab_state: Path) -> None:
+    status = run(lab, lab_state, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert re.search(rf"^revision: {load_live(lab.state, lab.stack).id} ", status.stdout, re.M)
+    assert "active faults: none" in status.stdout
+    verify = run(lab, lab_state, "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_watch_of_a_green_lab_raises_nothing_and_exits_0(lab: Lab, lab_state: Path) -> None:
+    proc = run(lab, lab_state, "watch", "--seconds", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^\d+ probes, 0 alarms raised$", proc.stderr, re.M), proc.stderr
+
+
+def test_up_of_the_running_lab_exits_0(lab: Lab, lab_state: Path, breaks_the_lab: None) -> None:
+    proc = run(lab, lab_state, "up")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"stack '{lab.stack}' " in proc.stdout and ", converge ok, 0 of " in proc.stdout
+
+
+def test_apply_without_a_preview_is_refused_with_exit_2(
+        lab: Lab, lab_state: Path, tmp_path: Path, request: pytest.FixtureRequest,
+        breaks_the_lab: None) -> None:
+    ttl = 1000 + int(hashlib.sha256(request.node.nodeid.encode()).hexdigest(), 16) % 50000
+    change = tmp_path / "change.yaml"
+    change.write_text(f"description: never previewed\nvars: {{dns_ttl: {ttl}}}\n")
+    before = load_live(lab.state, lab.stack)
+    proc = run(lab, lab_state, "apply", str(change))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "  - no preview of change " in proc.stderr
+    assert proc.stdout.startswith("REFUSED: change ")
+    assert load_live(lab.state, lab.stack) == before
+    assert StackState.of(lab.state, lab.stack).audit()[-1].details["outcome"] == "refused"
+
+
+def test_a_forced_breaking_apply_is_rolled_back_with_exit_1(lab: Lab, lab_state: Path,
+                                                           breaks_the_lab: None) -> None:
+    before = load_live(lab.state, lab.stack)
+    proc = run(lab, lab_state, "apply", "--force", "changes/examples/lb-wrong-bind.yaml")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("ROLLED-BACK (forced): change ")
+    assert load_live(lab.state, lab.stack) == before
+    assert run(lab, lab_state, "verify").returncode == 0
+
+
+def test_fault_inject_list_and_clear(lab: Lab, lab_state: Path, breaks_the_lab: None) -> None:
+    injected = run(lab, lab_state, "fault", "inject", "stop", "lb1")
+    try:
+        assert injected.returncode == 0, injected.stderr
+        listed = run(lab, lab_state, "fault", "list")
+        assert listed.returncode == 0 and listed.stdout.strip() == "stop lb1", listed.stdout
+    finally:
+        cleared = run(lab, lab_state, "fault", "clear")
+    assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+    assert "undone: stop lb1" in cleared.stdout
+    assert run(lab, lab_state, "fault", "list").stdout.strip() == "no active fault"

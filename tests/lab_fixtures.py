@@ -1,0 +1,177 @@
+"""Fixtures of the suites that drive the real Docker engine and the real Pulumi CLI (tests/lab,
+tests/infra, tests/e2e, tests/preview, tests/replay).
+
+tests/conftest.py registers this module (pytest takes `pytest_plugins` from the top conftest
+only), but nothing here is autouse: a test that asks for none of these fixtures, as every test of
+tests/unit, never contacts an engine. The lab suites never skip for a missing engine: `make test`
+runs setup first, so a missing engine, CLI or image is a failure with the command to run.
+
+Runs: every object a test run creates carries edge-testbed.purpose=test and edge-testbed.run=RUN,
+RUN naming this process (pid, its start time, host). Several runs may share one engine (a
+unit-only run beside a lab run, or bench/edge_up.py's nested run of tests/e2e), so a run removes
+only what no live run owns: at its start the leftovers of runs whose process is gone, at its end
+its own objects. A process of another host cannot be checked, so its objects are always spared.
+Each run also keeps a marker volume for its whole life, which is how other runs know it is alive
+before it has created anything else.
+
+Address slots used here (the user's stacks take the low ones: lab 0, staging 1):
+  24: the staging copy of tests/preview; 27: the configured lab shared by tests/infra, tests/e2e
+  and tests/preview; 28: the address-clash test;
+  30: the Pulumi lifecycle stack; 31: direct provider tests.
+Two lab runs at once therefore clash on addresses and names (the second one's `pulumi up` says
+which network overlaps); neither removes the other's objects.
+
+Set EDGE_TEST_REUSE=STACK to run the infra and e2e suites against an already configured stack of
+the project's own state (`make up`, or `edge up --stack NAME --slot N`; EDGE_STATE names another
+state folder) instead of a fresh one: handy while writing a role, and how bench/edge_up.py times
+the e2e suite; CI never sets it. The suites that break the lab and roll it back ask for
+`breaks_the_lab` and are skipped then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from edge import cleanup, configure, stack
+from edge.images import image_ref
+from edge.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_RUN, LABEL_STACK, PROJECT
+from edge.workflow.up import bring_up
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGURED_STACK, CONFIGURED_SLOT = "t-lab", 27
+REUSE = os.environ.get("EDGE_TEST_REUSE", "")
+TEST_LABELS = {LABEL_PURPOSE: "test"}
+RUN_RE = re.compile(r"(?P<pid>\d+)\.(?P<start>\d+)@(?P<host>.+)")
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (field 22 of /proc/PID/stat, clock ticks after boot), or None
+    if there is no such process. With the pid it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]   # fields after "pid (comm)" start at field 3
+
+
+RUN = f"{os.getpid()}.{process_start(os.getpid())}@{socket.gethostname()}"
+
+
+def run_alive(run: str) -> bool:
+    """Whether the test run a label value names is still going (see the module docstring)."""
+    found = RUN_RE.fullmatch(run)
+    if found is None:          # not written by this module: no live run of it owns the object
+        return False
+    if found["host"] != socket.gethostname():
+        return True
+    return process_start(int(found["pid"])) == found["start"]
+
+
+def labels_for(stack_name: str, **extra: str) -> dict[str, str]:
+    """Labels for an object a test creates itself (not through a stack)."""
+    return {LABEL_PROJECT: PROJECT, LABEL_STACK: stack_name, **TEST_LABELS, LABEL_RUN: RUN, **extra}
+
+
+def stack_config(slot: int) -> dict[str, str]:
+    """The Pulumi config of a test stack: its slot, purpose=test and this run (the
+    edge-testbed.run label of every object of the stack)."""
+    return {"slot": str(slot), "purpose": "test", "run": RUN}
+
+
+def remove_leftovers(client: docker.DockerClient) -> cleanup.Leftovers:
+    """Remove the test objects no other live run owns: those of runs whose process is gone, this
+    run's own, and those without a run label (left by stacks whose program does not set it) when
+    no other run is alive."""
+    runs = {labels.get(LABEL_RUN) for labels in cleanup.labels_found(TEST_LABELS, client)}
+    others_alive = any(run_alive(run) for run in runs - {None, RUN})
+
+    def owned_by_a_live_run(labels: dict[str, str]) -> bool:
+        run = labels.get(LABEL_RUN)
+        if run is None:
+            return others_alive
+        return run != RUN and run_alive(run)
+
+    return cleanup.remove(TEST_LABELS, client, keep=owned_by_a_live_run)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """The engine, for this run: dead runs' test objects removed first, this run's marker up
+    while it runs, and everything this run left removed at the end."""
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except docker.errors.DockerException as err:
+        pytest.fail(f"no Docker engine answers ({err}); run `make setup`")
+    remove_leftovers(client)
+    marker = "edge-testbed-test-run-" + hashlib.sha256(RUN.encode()).hexdigest()[:16]
+    client.api.create_volume(marker, labels=labels_for("test-run"))
+    yield client
+    remove_leftovers(client)
+
+
+@pytest.fixture(scope="session")
+def image(docker_client: docker.DockerClient) -> str:
+    ref = image_ref(ROOT)
+    try:
+        docker_client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"base image {ref} is not built; run `make setup`")
+    return ref
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running, configured stack: its name, its Pulumi outputs and the first converge's result."""
+
+    stack: str
+    outputs: dict
+    converge: configure.ConvergeResult | None
+    state: Path
+
+    def container(self, node: str) -> str:
+        return self.outputs["nodes"][node]["container"]
+
+    def address(self, node: str, network: str) -> str:
+        return self.outputs["nodes"][node]["addresses"][network]
+
+
+@pytest.fixture(scope="session")
+def lab(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The reference lab, up and configured once for the whole session (or EDGE_TEST_REUSE)."""
+    if REUSE:
+        state = Path(os.environ.get("EDGE_STATE", stack.STATE))
+        yield Lab(REUSE, stack.outputs(REUSE, stack.Backend(state=state)), None, state)
+        return
+    backend = stack.Backend(state=tmp_path_factory.mktemp("lab-state"))
+    try:
+        # Exactly what a user's `edge up` does: up, converge, the revision recorded as what the
+        # stack runs (previews and applies start there), the contract settled and measured.
+        up = bring_up(CONFIGURED_STACK, ROOT / "contract.yaml",
+                      config=stack_config(CONFIGURED_SLOT), backend=backend)
+        assert up.converge.ok, "first converge failed:\n" + "\n".join(up.converge.errors)
+        yield Lab(CONFIGURED_STACK, up.outputs, up.converge, backend.state)
+    finally:
+        stack.destroy(CONFIGURED_STACK, backend, stream=False)
+        stack.remove_stack(CONFIGURED_STACK, backend)
+
+
+@pytest.fixture
+def breaks_the_lab() -> None:
+    """Asked for by the tests that break the lab on purpose and roll it back (faults, the path
+    shift, replays, previews and applies): they run on the session's throw-away stack only, never
+    on a user's stack named by EDGE_TEST_REUSE."""
+    if REUSE:
+        pytest.skip(f"EDGE_TEST_REUSE={REUSE}: this test breaks the lab and rolls it back, so it "
+                    f"runs only on the session's own throw-away stack, never on stack '{REUSE}'. "
+                    "Unset EDGE_TEST_REUSE to run it.")
