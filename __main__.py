@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pulumi
 
-from edge.addressing import AddressPlanError, check_address_plan
-from edge.images import image_exists, image_ref
+from edge.engines.images import image_exists, image_ref
+from edge.infra.addressing import AddressPlanError, check_address_plan
 from edge.infra.lab import EdgeLab
 from edge.infra.secret import SecretKey
-from edge.plan import stack_plan
-from edge.topology import TopologyError, load_topology
+from edge.model.plan import stack_plan
+from edge.model.topology import TopologyError, load_topology
 
 ROOT = Path(__file__).resolve().parent
 
@@ -35,7 +35,7 @@ def main() -> None:
         image = config.get("image") or image_ref(ROOT)
         if not image_exists(image):
             raise TopologyError(f"the lab image {image} is not built. Run `make setup` (or "
-                                "`.venv/bin/python -m edge.images ensure`) first.")
+                                "`.venv/bin/python -m edge.engines.images ensure`) first.")
     except (TopologyError, AddressPlanError) as err:
         raise pulumi.RunError(str(err)) from None
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from common import ROOT, Figures, bench_stack, edge_up, main, report, timed
 
-from edge import stack
-from edge.change import Change, load_change
-from edge.contract import load_contract
-from edge.gate import record_preview, run_apply
-from edge.preview import SAFE, change_scope, run_preview, static_stage
-from edge.revision import load_live
+from edge.engines import stack
+from edge.model.change import Change, load_change
+from edge.model.contract import load_contract
+from edge.model.revision import load_live
+from edge.workflow.apply import record_preview, run_apply
+from edge.workflow.staged import SAFE, change_scope, run_preview, static_stage
 
 NAME = "change_gate"
 LIVE, LIVE_SLOT = "bench-live", 18

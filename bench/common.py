@@ -27,9 +27,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge import cleanup, stack  # noqa: E402
-from edge.engines import docker_exec  # noqa: E402
-from edge.plan import LABEL_PURPOSE  # noqa: E402
+from edge import stack  # noqa: E402
+from edge.engines import (
+    cleanup,
+    docker_exec,  # noqa: E402
+)
+from edge.model.plan import LABEL_PURPOSE  # noqa: E402
 from edge.workflow.up import UpResult, bring_up  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

@@ -6,7 +6,7 @@ the whole run). Without Mitogen is Ansible's own `free` strategy under the same 
 community.docker connection, a `docker exec` and a new Python per task. Each run converges fresh
 containers once per strategy (the order alternating between runs), verifies the contract green,
 converges again (idempotent, `changed=0`) and destroys the containers. The converge is
-edge.rollout.configuration, the function `edge up` and `edge converge` call; CPU is that of the
+edge.workflow.rollout.configuration, the function `edge up` and `edge converge` call; CPU is that of the
 Ansible processes on this machine (children of this one).
 
 Usage: .venv/bin/python bench/converge_strategy.py [--runs N]
@@ -19,8 +19,9 @@ import time
 
 from common import ROOT, Figures, bench_stack, environment, main, report
 
-from edge import rollout, stack
-from edge.revision import Revision, worktree_tree
+from edge.engines import stack
+from edge.model.revision import Revision, worktree_tree
+from edge.workflow import rollout
 from edge.workflow.up import SETTLE_S, verify
 
 NAME = "converge_strategy"

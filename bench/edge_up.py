@@ -12,7 +12,8 @@ import sys
 
 from common import ROOT, Figures, bench_stack, edge_up, main, report, timed
 
-from edge import rollout, stack
+from edge.engines import stack
+from edge.workflow import rollout
 from edge.workflow.up import target_revision
 
 NAME = "edge_up"

@@ -42,7 +42,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         Figure("floor_up_s", "floor: networks, volume, containers created and started by the "
                "Docker SDK (10 threads, no grace sleep)"),
         Figure("floor_down_s", "floor: the same removed by the SDK"),
-        Figure("pulumi_up_s", "`pulumi up` of the same stack (`edge.stack.up`)", peer="floor_up_s"),
+        Figure("pulumi_up_s", "`pulumi up` of the same stack (`edge.engines.stack.up`)", peer="floor_up_s"),
         Figure("pulumi_destroy_s", "`pulumi destroy` of it", peer="floor_down_s"),
         Figure("floor_up_grace_s", "floor + the providers' 0.5 s grace sleep after each start, "
                "10 threads", peer="floor_up_s"),

@@ -31,12 +31,12 @@ from typing import Any
 import docker
 from common import ROOT, Figures, bench_stack, environment, main, report, timed
 
-from edge import stack
-from edge.images import image_ref
+from edge.engines import stack
+from edge.engines.images import image_ref
 from edge.infra import docker_provider
 from edge.infra.docker_provider import ContainerProvider, NetworkProvider, VolumeProvider
-from edge.plan import LABEL_NODE, LABEL_ROLE, StackPlan, stack_plan
-from edge.topology import load_topology
+from edge.model.plan import LABEL_NODE, LABEL_ROLE, StackPlan, stack_plan
+from edge.model.topology import load_topology
 
 NAME = "floor"
 STACK, SLOT = "bench-floor", 22
@@ -117,7 +117,7 @@ def floor_cycle(floor: Floor, threads: int, sleep_s: float) -> tuple[float, floa
 
 
 def pulumi_up(*args: str, **env: str) -> Pulumi:
-    """`pulumi up` as edge.stack.up runs it, plus CLI `args`, with `env` in Pulumi's processes
+    """`pulumi up` as edge.engines.stack.up runs it, plus CLI `args`, with `env` in Pulumi's processes
     (PYTHONPATH set to bench/pulumi_patch when `env` asks for one of its experiments)."""
     def run(backend: stack.Backend) -> None:
         extra = {"PYTHONPATH": str(PATCH)} | env if env else {}
@@ -179,7 +179,7 @@ def measure(runs: int) -> Figures:
             figures["provider_start_s"].append(provider_start())
             figures["program_imports_s"].append(timed(
                 subprocess.run, [sys.executable, "-c", "import pulumi, docker, edge.infra.lab, "
-                                 "edge.addressing, edge.images, edge.infra.secret"],
+                                 "edge.infra.addressing, edge.engines.images, edge.infra.secret"],
                 cwd=ROOT, check=True))
             report(run, runs, figures)
     return figures

@@ -9,7 +9,7 @@ import subprocess
 
 from common import ROOT, Figures, bench_stack, main, report, timed
 
-from edge import stack
+from edge.engines import stack
 
 NAME = "lab_lifecycle"
 # Slots 24-31 belong to the lab test suites (tests/lab_fixtures.py), which may run meanwhile.

@@ -1,10 +1,10 @@
 """Benchmark: the contract measured by the probe agent versus the same flows probed with
 `dig`/`curl`/`nc`, one `docker exec` per probe, from the same vantage containers.
 
-The probe agent (edge/probes.py) is one `docker exec` of `python3 -c AGENT` per vantage point,
+The probe agent (edge/lab/probes.py) is one `docker exec` of `python3 -c AGENT` per vantage point,
 probing its flows from a thread pool; the alternative forks a command per flow through the engine,
 from as many threads on this machine as there are flows, as a shell-script prober would. Both
-are judged by the same edge.probes.judge. Wall time, and CPU in two parts: the vantage
+are judged by the same edge.lab.probes.judge. Wall time, and CPU in two parts: the vantage
 containers' cgroups plus this process (only the probes use them), and the engine's processes
 (dockerd, containerd, the vantage containers' shims: shared with whatever else drives the engine,
 so noisier). The two ways alternate (order swapped every run), for the whole contract and for
@@ -28,9 +28,9 @@ from typing import Any
 import docker
 from common import ROOT, Figures, bench_stack, edge_up, main, report
 
-from edge.contract import Flow, expand, load_contract
 from edge.engines import docker_exec
-from edge.probes import judge, run_flows
+from edge.lab.probes import judge, run_flows
+from edge.model.contract import Flow, expand, load_contract
 
 NAME = "probe_cost"
 STACK, SLOT = "bench-probes", 16
@@ -71,7 +71,7 @@ def failure(said: str) -> str:
 
 
 def outcome(flow: Flow, result: docker_exec.ExecResult) -> Raw:
-    """The command's result in the probe agent's terms (what edge.probes.judge reads)."""
+    """The command's result in the probe agent's terms (what edge.lab.probes.judge reads)."""
     said = result.stdout + result.stderr
     if flow.kind == "dns" and result.exit_code == 0:
         wanted = flow.params.get("type", "A")

@@ -17,7 +17,7 @@ from typing import Any
 
 from figures import BENCHMARKS, Benchmark, Figure
 
-from edge.table import text_table
+from edge.report.table import text_table
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 Result = dict[str, Any]

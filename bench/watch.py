@@ -17,9 +17,9 @@ import time
 
 from common import ROOT, Figures, bench_stack, edge_up, report, run_benchmark, summary
 
-from edge.contract import expand, load_contract
-from edge.replay import load_catalog, run_replay
-from edge.watch import Watcher
+from edge.lab.watch import Watcher
+from edge.model.contract import expand, load_contract
+from edge.workflow.replay import load_catalog, run_replay
 
 NAME = "watch"
 STACK, SLOT = "bench-watch", 17

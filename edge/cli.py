@@ -6,27 +6,35 @@ import argparse
 import dataclasses
 import sys
 import time
-
 from pathlib import Path
 
-from edge import cleanup, configure, faults, stack
-from edge.engines import processes
-from edge.change import Change, ChangeError, load_change, working_tree_change
-from edge.contract import ContractError, expand, load_contract
-from edge.gate import run_apply
-from edge.plan import LABEL_STACK
-from edge.replay import ReplayError, load_catalog, run_replay, write_report
-from edge.revision import RevisionError, load_live, stack_dir
-from edge.state import StackLocked, StateError, stack_lock
-from edge.watch import Thresholds, Watcher, WatchError, json_sink, status_line, terminal_sink, webhook_sink
-from edge.preview_report import preview_table, write_reports
-from edge.probes import Result, results_table
-from edge.table import text_table
-from edge.timeline import timeline_text
+from edge.engines import cleanup, configure, processes, stack
+from edge.lab import faults
+from edge.lab.probes import Result
+from edge.lab.watch import (
+    Thresholds,
+    Watcher,
+    WatchError,
+    json_sink,
+    status_line,
+    terminal_sink,
+    webhook_sink,
+)
+from edge.model.change import Change, ChangeError, load_change, working_tree_change
+from edge.model.contract import ContractError, expand, load_contract
 from edge.model.lab import LabError
+from edge.model.plan import LABEL_STACK
+from edge.model.revision import RevisionError, load_live, stack_dir
+from edge.model.state import StackLocked, StateError, stack_lock
+from edge.report.preview import preview_table, write_reports
+from edge.report.replay import write_report
+from edge.report.table import converge_table, results_table, text_table
+from edge.report.timeline import timeline_text
 from edge.workflow import doctor as workflow_doctor
 from edge.workflow import preview as workflow_preview
 from edge.workflow import up as workflow_up
+from edge.workflow.apply import run_apply
+from edge.workflow.replay import ReplayError, load_catalog, run_replay
 
 TIER_ORDER = ["vantage", "internet", "routing", "firewall", "load balancing", "dns", "paas"]
 
@@ -56,7 +64,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                               config={"slot": str(args.slot)} if args.slot is not None else {},
                               stream=True, force=args.force, progress=configure.to_stderr,
                               on_stage=_print_stage(args.stack))
-    print(configure.converge_table(up.converge))
+    print(converge_table(up.converge))
     for error in up.converge.errors:
         print(f"  {error}", file=sys.stderr)
     print(results_table(up.results))
@@ -96,7 +104,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
                           f"{args.stack})")
     result, target = workflow_up.converge(args.stack, check=args.check, force=args.force,
                                           progress=configure.to_stderr)
-    print(configure.converge_table(result))
+    print(converge_table(result))
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     print(f"converge of '{args.stack}' to revision {target.revision.id}"

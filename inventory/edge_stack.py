@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.inventory import inventory_from_outputs  # noqa: E402
-from edge.stack import STATE, Backend, outputs  # noqa: E402
+from edge.engines.stack import STATE, Backend, outputs  # noqa: E402
+from edge.model.inventory import inventory_from_outputs  # noqa: E402
 
 
 def main() -> None:

@@ -42,9 +42,9 @@ import docker
 import docker.errors
 import pytest
 
-from edge import cleanup, configure, stack
-from edge.images import image_ref
-from edge.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_RUN, LABEL_STACK, PROJECT
+from edge.engines import cleanup, configure, stack
+from edge.engines.images import image_ref
+from edge.model.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_RUN, LABEL_STACK, PROJECT
 from edge.workflow.up import bring_up
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,6 @@
-"""How edge-testbed reaches into the lab's containers (outside the Pulumi providers of edge/infra/).
-
-`docker_exec` runs one command in one container and says clearly when that failed; `facts` pairs a
-read-only command with a pure parser of its output, so what the lab *is* (its BGP sessions, its
-ruleset, its listening sockets...) is read one way everywhere, and each parser is unit-tested on
-output captured from a real lab.
+"""How edge drives the tools it stands on: the Pulumi CLI (`stack`), ansible-runner (`configure`),
+the base image (`images`), Docker objects by label (`cleanup`), one `docker exec` helper and the
+facts read through it (`docker_exec`, `facts`: a read-only command plus a pure parser, each
+parser unit-tested on output captured from a real lab), and the host processes edge starts
+(`processes`: stopped cleanly when edge is interrupted or killed).
 """

@@ -21,9 +21,9 @@ from typing import Any, Generic, TypeVar
 
 import docker
 
+from edge import ROOT
 from edge.engines import docker_exec
-from edge.scope import role_defaults
-from edge.stack import ROOT
+from edge.model.scope import role_defaults
 
 T = TypeVar("T")
 # A read-only command that takes longer than this is stuck (a vtysh whose daemon hangs); the

@@ -30,7 +30,7 @@ from pulumi.dynamic import (
 )
 
 from edge.infra import bridge_filter
-from edge.plan import LABEL_PROJECT, LABEL_STACK
+from edge.model.plan import LABEL_PROJECT, LABEL_STACK
 
 DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")

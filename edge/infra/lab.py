@@ -13,7 +13,7 @@ from dataclasses import asdict
 import pulumi
 
 from edge.infra.docker_provider import DockerContainer, DockerNetwork, DockerVolume
-from edge.plan import LABEL_NODE, LABEL_ROLE, StackPlan
+from edge.model.plan import LABEL_NODE, LABEL_ROLE, StackPlan
 
 
 class EdgeLab(pulumi.ComponentResource):

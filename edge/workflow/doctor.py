@@ -21,14 +21,13 @@ from pathlib import Path
 
 import docker.errors
 
-from edge import cleanup, stack
-from edge.addressing import conflicts, taken_prefixes
-from edge.engines import docker_exec, processes
-from edge.images import image_exists, image_ref
+from edge.engines import cleanup, docker_exec, processes, stack
+from edge.engines.images import image_exists, image_ref
 from edge.infra import bridge_filter
-from edge.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
-from edge.state import StackState, StateError
-from edge.topology import load_topology
+from edge.infra.addressing import conflicts, taken_prefixes
+from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
+from edge.model.state import StackState, StateError
+from edge.model.topology import load_topology
 
 
 @dataclass(frozen=True)

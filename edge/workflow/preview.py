@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from edge import stack
-from edge.change import Change, ChangeError
-from edge.configure import Progress, to_stderr
-from edge.gate import record_preview
-from edge.preview import Preview, run_preview
-from edge.state import stack_lock
+from edge.engines import stack
+from edge.engines.configure import Progress, to_stderr
+from edge.model.change import Change, ChangeError
+from edge.model.state import stack_lock
+from edge.workflow.apply import record_preview
+from edge.workflow.staged import Preview, run_preview
 
 
 def check_staging(live: str, staging: str) -> None:

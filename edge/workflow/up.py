@@ -2,7 +2,7 @@
 `edge verify` (read only): bring a stack to its revision (infrastructure, configuration), then
 measure the contract.
 
-Every writer of a stack holds the stack's writer lock (edge/state.py) for its whole run, so two
+Every writer of a stack holds the stack's writer lock (edge/model/state.py) for its whole run, so two
 writers never interleave on one stack; a read-only converge (`--check`) and `verify` take none.
 
 Why here and not in the CLI: tests and benchmarks bring labs up too, and must do exactly what a
@@ -19,13 +19,14 @@ from pathlib import Path
 
 import docker.errors
 
-from edge import faults, rollout, stack
-from edge.configure import ConvergeResult, Progress
-from edge.contract import expand, load_contract
-from edge.engines import docker_exec
-from edge.probes import Result, settle
-from edge.revision import Revision, load_live, save_live, stack_dir, worktree_tree
-from edge.state import AuditEvent, StackState, stack_lock
+from edge.engines import docker_exec, stack
+from edge.engines.configure import ConvergeResult, Progress
+from edge.lab import faults
+from edge.lab.probes import Result, settle
+from edge.model.contract import expand, load_contract
+from edge.model.revision import Revision, load_live, save_live, stack_dir, worktree_tree
+from edge.model.state import AuditEvent, StackState, stack_lock
+from edge.workflow import rollout
 
 # After a converge, how long failing flows may take to recover (BGP, health checks) before they
 # count as failures.

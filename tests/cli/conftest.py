@@ -13,7 +13,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from edge.state import FaultRecord, StackState
+from edge.model.state import FaultRecord, StackState
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_ENGINE = "unix:///nonexistent.sock"

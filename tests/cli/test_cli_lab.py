@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.revision import load_live
-from edge.state import StackState
+from edge.model.revision import load_live
+from edge.model.state import StackState
 from tests.cli.conftest import edge, honours_edge_state
 from tests.lab_fixtures import Lab
 

@@ -10,8 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from edge.contract import expand, load_contract
-from edge.probes import Result, results_table, run_flows
+from edge.lab.probes import Result, run_flows
+from edge.model.contract import expand, load_contract
+from edge.report.table import results_table
 from tests.conftest import ROOT, Lab
 
 

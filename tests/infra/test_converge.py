@@ -18,10 +18,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from edge import configure
-from edge.contract import expand, load_contract
-from edge.probes import settle
-from edge.scope import role_defaults
+from edge.engines import configure
+from edge.lab.probes import settle
+from edge.model.contract import expand, load_contract
+from edge.model.scope import role_defaults
 from tests.lab_fixtures import ROOT, Lab
 
 RECOVER_S = 30.0   # after the repairing converge: routes, health checks (rise 2 x 1s), NOTIFY

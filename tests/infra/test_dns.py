@@ -12,7 +12,7 @@ import time
 import pytest
 import testinfra
 
-from edge import configure
+from edge.engines import configure
 from tests.conftest import ROOT, Lab
 
 SERVERS = ["ns1", "ns2"]

@@ -9,7 +9,6 @@ import testinfra
 
 from tests.conftest import Lab
 
-
 # The primary border and the secondary, rate-limited one (topology/reference.yaml).
 BORDERS = ["border", "border2"]
 

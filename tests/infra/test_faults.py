@@ -1,7 +1,7 @@
-"""Faults (edge/faults.py) on the real lab: each breaks the contract flows it should, spares the
+"""Faults (edge/lab/faults.py) on the real lab: each breaks the contract flows it should, spares the
 ones it should, and undoing it brings the whole contract back to green.
 
-Every flow is measured from inside the vantage containers (edge.probes). Each test clears what it
+Every flow is measured from inside the vantage containers (edge.lab.probes). Each test clears what it
 injected in a `finally` and then waits for the whole contract to be green again, so a failing
 test still leaves the lab as it found it for the suites that follow. Breaking the lab on purpose,
 they never run on a reused stack (EDGE_TEST_REUSE).
@@ -18,11 +18,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from edge import faults
-from edge.contract import Flow, expand, load_contract
 from edge.engines import docker_exec, facts
 from edge.engines.facts import BgpPeer
-from edge.probes import Result, run_flows, settle
+from edge.lab import faults
+from edge.lab.probes import Result, run_flows, settle
+from edge.model.contract import Flow, expand, load_contract
 from tests.lab_fixtures import ROOT, Lab
 
 RECOVER_S = 30.0   # undo, then every flow green again: restarts, BGP, health checks (rise 2 x 1s)

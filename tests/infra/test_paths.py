@@ -1,7 +1,7 @@
 """The secondary border path: shaped links, and outside traffic shifted onto it and back.
 
 The replay of the AWS 2011 incident needs a second way in that works but is slow: border2's links
-add a delay and a rate limit (roles/link), and edge.paths moves the static routes onto it.
+add a delay and a rate limit (roles/link), and edge.lab.paths moves the static routes onto it.
 Latencies are only compared with latencies of the same flows measured in the same test, never
 with a fixed figure: this machine is shared and its speed varies. The shift breaks the lab's
 routing and puts it back, so it never runs on a reused stack (EDGE_TEST_REUSE).
@@ -16,9 +16,10 @@ import statistics
 import pytest
 import testinfra
 
-from edge import paths
-from edge.contract import expand, load_contract
-from edge.probes import Result, results_table, run_flows
+from edge.lab import paths
+from edge.lab.probes import Result, run_flows
+from edge.model.contract import expand, load_contract
+from edge.report.table import results_table
 from tests.lab_fixtures import ROOT, Lab
 
 PRIMARY, SECONDARY = "border", "border2"

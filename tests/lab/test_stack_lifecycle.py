@@ -16,9 +16,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from edge import cleanup, stack
-from edge.plan import LABEL_STACK
-from edge.topology import load_topology
+from edge.engines import cleanup, stack
+from edge.model.plan import LABEL_STACK
+from edge.model.topology import load_topology
 from tests.lab_fixtures import ROOT, labels_for, stack_config
 
 STACK = f"t-life-{os.getpid() % 100000}"

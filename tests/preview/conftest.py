@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from edge import stack
-from edge.change import load_change
-from edge.gate import record_preview
-from edge.preview import Preview, config_digest, run_preview
+from edge.engines import stack
+from edge.model.change import load_change
+from edge.workflow.apply import record_preview
+from edge.workflow.staged import Preview, config_digest, run_preview
 from tests.lab_fixtures import ROOT, Lab, stack_config
 
 STAGING, STAGING_SLOT = "t-staging", 24

@@ -1,7 +1,7 @@
 """`edge apply` on the session's live lab (t-lab): the gate's refusals, a SAFE change applied
 and verified under the watchdog, and a forced breaking change rolled back automatically.
 
-Every apply and refusal must be in the stack's audit log (read through edge.state), and a
+Every apply and refusal must be in the stack's audit log (read through edge.model.state), and a
 refusal must leave the live revision where it was. The tests run in any order, alone or
 together: each brings t-lab back to the revision it found (converged and recorded) and checks
 the lab green (`live_restored`), a refusal uses a change file of its own (never previewed by
@@ -20,15 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from edge import rollout
-from edge.change import Change, load_change, working_tree_change
-from edge.contract import expand, load_contract
-from edge.gate import ApplyResult, record_preview, run_apply
-from edge.preview import SAFE, UNSAFE, Preview, run_preview
-from edge.probes import settle
-from edge.revision import Revision, load_live, save_live, worktree_tree
-from edge.stack import Backend
-from edge.state import AuditEvent, StackState
+from edge.engines.stack import Backend
+from edge.lab.probes import settle
+from edge.model.change import Change, load_change, working_tree_change
+from edge.model.contract import expand, load_contract
+from edge.model.revision import Revision, load_live, save_live, worktree_tree
+from edge.model.state import AuditEvent, StackState
+from edge.workflow import rollout
+from edge.workflow.apply import ApplyResult, record_preview, run_apply
+from edge.workflow.staged import SAFE, UNSAFE, Preview, run_preview
 from tests.lab_fixtures import ROOT, Lab, stack_config
 from tests.preview.conftest import STAGING, STAGING_SLOT
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.html_report import preview_html
-from edge.preview import SAFE, UNSAFE, Preview
-from edge.preview_report import preview_junit, preview_table
+from edge.report.html import preview_html
+from edge.report.preview import preview_junit, preview_table
+from edge.workflow.staged import SAFE, UNSAFE, Preview
 from tests.conftest import ROOT, Lab
 from tests.preview.conftest import live_digests
 

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from edge.contract import expand, load_contract
-from edge.replay import load_catalog, run_replay
-from edge.timeline import Event
-from edge.watch import Watcher
+from edge.lab.events import Event
+from edge.lab.watch import Watcher
+from edge.model.contract import expand, load_contract
+from edge.workflow.replay import load_catalog, run_replay
 from tests.lab_fixtures import ROOT, Lab
 
 CONTRACT = load_contract(ROOT / "contract.yaml")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import docker
 
-from edge import faults
-from edge.contract import expand, load_contract
-from edge.watch import DEGRADED, Watcher, json_sink, webhook_sink
+from edge.lab import faults
+from edge.lab.watch import DEGRADED, Watcher, json_sink, webhook_sink
+from edge.model.contract import expand, load_contract
 from tests.lab_fixtures import ROOT, Lab
 
 CONTRACT = load_contract(ROOT / "contract.yaml")

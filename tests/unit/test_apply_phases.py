@@ -1,4 +1,4 @@
-"""The apply's decisions without a lab: edge/gate.py's `Apply` with a stand-in live stack (its
+"""The apply's decisions without a lab: edge/workflow/apply.py's `Apply` with a stand-in live stack (its
 converge, watchdog, verification and the change's scope) and a clock that never waits. The gate,
 the lock and the audit log are the real ones, on a temporary state folder; the contract is a
 file of its own there."""
@@ -11,15 +11,15 @@ from typing import Callable
 
 import pytest
 
-from edge.change import Change
-from edge.configure import ConvergeResult
-from edge.contract import Contract, Flow, load_contract
-from edge.gate import Apply, ApplyResult
-from edge.preview import file_digest
-from edge.revision import Revision
-from edge.state import LiveRecord, PreviewRecord, StackState, stack_lock
-from edge.timeline import Alarm, Event, Sample
-from edge.watch import SECURITY
+from edge.engines.configure import ConvergeResult
+from edge.lab.events import Alarm, Event, Sample
+from edge.lab.watch import SECURITY
+from edge.model.change import Change
+from edge.model.contract import Contract, Flow, load_contract
+from edge.model.revision import Revision
+from edge.model.state import LiveRecord, PreviewRecord, StackState, stack_lock
+from edge.workflow.apply import Apply, ApplyResult
+from edge.workflow.staged import file_digest
 
 LIVE = Revision("a" * 40, {"dns_ttl": 900})
 CHANGE = Change(Path("changes/c.yaml"), "a change", {"dns_ttl": 60})

@@ -13,11 +13,11 @@ from typing import Callable
 
 import pytest
 
-from edge.change import ChangeError, load_change
-from edge.contract import ContractError, load_contract
-from edge.datafile import MAX_BYTES
-from edge.replay import ReplayError, load_catalog
-from edge.topology import TopologyError, load_topology
+from edge.model.change import ChangeError, load_change
+from edge.model.contract import ContractError, load_contract
+from edge.model.datafile import MAX_BYTES
+from edge.model.topology import TopologyError, load_topology
+from edge.workflow.replay import ReplayError, load_catalog
 
 NODES = {"ns1", "ns2", "lb1", "lb2", "border"}
 LOADERS: dict[str, tuple[Callable[[Path], object], type[ValueError]]] = {

@@ -92,7 +92,7 @@ def test_readme_section_is_generated_between_the_markers():
             "Pulumi v3.274.1, Python 3.11.7.") in lines
     assert any(line.startswith("**`bench/floor.py`**") and "3 runs, 2026-12-02 04:10:00 UTC, "
                "load average 3.1 → 4.0." in line for line in lines)
-    assert ("| `pulumi up` of the same stack (`edge.stack.up`) | `pulumi_up_s` | 5.0 s | "
+    assert ("| `pulumi up` of the same stack (`edge.engines.stack.up`) | `pulumi_up_s` | 5.0 s | "
             "4.0 s – 6.0 s | 3 | 2.00× (1.50–2.50) ÷ `floor_up_s` |  |") in lines
     # an older results file (no min/max, load only at the end) renders from its raw figures
     assert "| setup, warm (everything already there) | `setup_warm_s` | 0.25 s | " \

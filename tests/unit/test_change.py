@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.change import ChangeError, load_change
-from edge.contract import Flow
-from edge.preview import SAFE, UNSAFE, compare, judge
-from edge.probes import Result
+from edge.lab.probes import Result
+from edge.model.change import ChangeError, load_change
+from edge.model.contract import Flow
+from edge.workflow.staged import SAFE, UNSAFE, compare, judge
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,9 +91,9 @@ def test_a_change_that_does_not_apply_is_unsafe() -> None:
 
 
 def test_html_report_draws_the_topology_and_marks_broken_paths() -> None:
-    from edge.change import Change
-    from edge.html_report import preview_html
-    from edge.preview import Preview
+    from edge.model.change import Change
+    from edge.report.html import preview_html
+    from edge.workflow.staged import Preview
 
     before = [result("dns@ns1", "dns", "work", True), result("dns@ns2", "dns", "work", True)]
     after = [result("dns@ns1", "dns", "work", False, "timeout"),

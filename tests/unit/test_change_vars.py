@@ -13,7 +13,7 @@ from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
 from ansible.utils.collection_loader import AnsibleCollectionConfig
 
-from edge.change import (
+from edge.model.change import (
     BY_HOST,
     FILTERS,
     ChangeError,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.contract import ContractError, expand, load_contract
-from edge.probes import judge
+from edge.lab.probes import judge
+from edge.model.contract import ContractError, expand, load_contract
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = {

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.change import Change
-from edge.gate import GateRefused, check_gate, stack_lock
-from edge.revision import Revision
-from edge.state import PreviewRecord, StackLocked, StackState
+from edge.model.change import Change
+from edge.model.revision import Revision
+from edge.model.state import PreviewRecord, StackLocked, StackState
+from edge.workflow.apply import GateRefused, check_gate, stack_lock
 
 LIVE = Revision("a" * 40, {"x": 1})
 CHANGE = Change(Path("changes/c.yaml"), "a change", {"edge_dns_ttl": 60})

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-import edge.preview as preview_mod
-from edge.change import Change
-from edge.configure import ConvergeResult, HostResult
-from edge.preview import ERROR, NOOP, SAFE, UNSAFE, Preview, file_digest, run_preview
-from edge.probes import Result
-from edge.revision import Revision, materialize, worktree_tree
-from edge.stack import Backend
-from edge.state import LiveRecord, StackLocked, StackState, StagingRecord, stack_lock
+import edge.workflow.staged as preview_mod
+from edge.engines.configure import ConvergeResult, HostResult
+from edge.engines.stack import Backend
+from edge.lab.probes import Result
+from edge.model.change import Change
+from edge.model.revision import Revision, materialize, worktree_tree
+from edge.model.state import LiveRecord, StackLocked, StackState, StagingRecord, stack_lock
+from edge.workflow.staged import ERROR, NOOP, SAFE, UNSAFE, Preview, file_digest, run_preview
 from tests.unit.test_apply_phases import (
     CHANGE,
     CONTRACT_TEXT,

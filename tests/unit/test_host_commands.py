@@ -32,7 +32,7 @@ SHELL_SCRIPTS = [ROOT / ".ci" / "run", ROOT / "scripts" / "setup", ROOT / "Makef
                  *sorted((ROOT / "scripts").glob("*.sh"))]
 PYTHON_DIRS = ["edge", "bench", "inventory", "scripts", "tests"]
 # Python files that run inside lab containers (copied there), not on this machine.
-IN_CONTAINER = {"edge/netem_agent.py", "edge/probe_agent.py"}
+IN_CONTAINER = {"edge/lab/netem_agent.py", "edge/lab/probe_agent.py"}
 SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output", "which"}
 # Words that start a simple command without being one.
 PREFIXES = {"if", "then", "else", "elif", "do", "while", "until", "!", "time", "exec", "command",
@@ -170,12 +170,12 @@ needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-query") is None,
 
 
 def test_the_scanner_sees_the_commands_that_once_hid():
-    """The scanner itself: debootstrap (Python, edge.images), dockerd and pgrep (shell)."""
+    """The scanner itself: debootstrap (Python, edge.engines.images), dockerd and pgrep (shell)."""
     callers = host_commands()
-    assert "edge/images.py" in callers["debootstrap"]
+    assert "edge/engines/images.py" in callers["debootstrap"]
     assert "scripts/setup-docker.sh" in callers["dockerd"]
     assert "scripts/setup-docker.sh" in callers["pgrep"]
-    assert "edge/revision.py" in callers["git"]
+    assert "edge/model/revision.py" in callers["git"]
     assert not {"if", "then", "say", "die", "step", "run_job"} & set(callers)
 
 

@@ -1,6 +1,6 @@
-"""Fast tests of the pure parts of edge.images: the tag and the choice of the Debian mirror.
+"""Fast tests of the pure parts of edge.engines.images: the tag and the choice of the Debian mirror.
 
-No network and no Docker: the build itself is exercised by running `python3 -m edge.images ensure`.
+No network and no Docker: the build itself is exercised by running `python3 -m edge.engines.images ensure`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.images import (
+from edge.engines.images import (
     AptSource,
     ImageError,
     host_codename,

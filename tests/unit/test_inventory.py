@@ -1,6 +1,6 @@
 """The Ansible inventory built from stack outputs."""
 
-from edge.inventory import inventory_from_outputs
+from edge.model.inventory import inventory_from_outputs
 
 OUTPUTS = {
     "stack": "lab", "slot": 0, "zone": "paas.test",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.paths import PathError, shifted_routes, topology_routes
-from edge.plan import stack_plan
-from edge.topology import load_topology
+from edge.lab.paths import PathError, shifted_routes, topology_routes
+from edge.model.plan import stack_plan
+from edge.model.topology import load_topology
 
 REFERENCE = Path(__file__).resolve().parents[2] / "topology" / "reference.yaml"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.addressing import Taken, conflicts
-from edge.plan import slot_count, stack_plan
-from edge.topology import TopologyError, load_topology
+from edge.infra.addressing import Taken, conflicts
+from edge.model.plan import slot_count, stack_plan
+from edge.model.topology import TopologyError, load_topology
 
 REFERENCE = Path(__file__).resolve().parents[2] / "topology" / "reference.yaml"
 

@@ -1,4 +1,4 @@
-"""The firewall's loaded ruleset read against the contract's must-block flows (edge/policy.py).
+"""The firewall's loaded ruleset read against the contract's must-block flows (edge/workflow/policy.py).
 
 Each fixture of tests/unit/fixtures/nft/ is what `nft -j list ruleset` printed for a ruleset
 loaded into nftables (see the README there): the live lab's firewall as captured, the role's
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.contract import expand, load_contract
-from edge.policy import Packet, PolicyError, evaluate, opened
+from edge.model.contract import expand, load_contract
+from edge.workflow.policy import Packet, PolicyError, evaluate, opened
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures" / "nft"

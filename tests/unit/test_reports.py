@@ -21,12 +21,12 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from edge.change import Change
-from edge.contract import Flow
-from edge.html_report import preview_html
-from edge.preview import ERROR, NOOP, SAFE, UNSAFE, Preview, compare
-from edge.preview_report import preview_json, preview_junit, write_reports
-from edge.probes import Result
+from edge.lab.probes import Result
+from edge.model.change import Change
+from edge.model.contract import Flow
+from edge.report.html import preview_html
+from edge.report.preview import preview_json, preview_junit, write_reports
+from edge.workflow.staged import ERROR, NOOP, SAFE, UNSAFE, Preview, compare
 
 SCHEMA = Path(__file__).parent / "fixtures" / "junit.xsd"
 XS = "{http://www.w3.org/2001/XMLSchema}"

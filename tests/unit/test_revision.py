@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.revision import Revision, RevisionError, changed_paths, materialize, worktree_tree
+from edge.model.revision import Revision, RevisionError, changed_paths, materialize, worktree_tree
 
 
 def git(root: Path, *args: str) -> str:

@@ -1,4 +1,4 @@
-"""edge/scope.py decides which hosts a preview checks and stages, and which an apply converges
+"""edge/workflow/scope.py decides which hosts a preview checks and stages, and which an apply converges
 and rolls back: a host left out of the scope is never checked, and a rollback never reaches it.
 
 Each rule is tried on a small roles tree written here (so the rules, not today's roles, are
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge import scope
-from edge.change import Change, load_change
-from edge.topology import load_topology
+from edge.model import scope
+from edge.model.change import Change, load_change
+from edge.model.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 

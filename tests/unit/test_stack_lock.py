@@ -1,4 +1,4 @@
-"""The stack writer lock (edge.state.stack_lock) as a refused user and a crashed writer meet it.
+"""The stack writer lock (edge.model.state.stack_lock) as a refused user and a crashed writer meet it.
 
 tests/unit/test_state.py covers a refusal and a wait, and a block that raises in the same
 process. Added here: the refusal names the holder in full (pid, user@host, since when, what it
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.state import WRITER_LOCK, StackLocked, StackState, stack_lock
+from edge.model.state import WRITER_LOCK, StackLocked, StackState, stack_lock
 
 WHAT = "applying change abc"
 

@@ -1,4 +1,4 @@
-"""edge/state.py without a lab: atomic private writes, one clear error per damaged file, the
+"""edge/model/state.py without a lab: atomic private writes, one clear error per damaged file, the
 writer lock across processes, read-modify-write that loses nothing, and faults recorded before
 they are injected."""
 
@@ -13,9 +13,9 @@ from typing import Iterator
 
 import pytest
 
-from edge import faults
-from edge.revision import Revision, load_live
-from edge.state import (
+from edge.lab import faults
+from edge.model.revision import Revision, load_live
+from edge.model.state import (
     ACTIVE,
     INJECTING,
     AuditEvent,

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from edge.datafile import MAX_BYTES, MAX_VALUES, DataFileError, Mapping, load_checked, load_yaml
+from edge.model.datafile import (
+    MAX_BYTES,
+    MAX_VALUES,
+    DataFileError,
+    Mapping,
+    load_checked,
+    load_yaml,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_FILES = [ROOT / "topology" / "reference.yaml", ROOT / "contract.yaml",

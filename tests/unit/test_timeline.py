@@ -5,18 +5,8 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from edge.timeline import (
-    FAILED,
-    LABEL_W,
-    PLOT_W,
-    Alarm,
-    Event,
-    Sample,
-    detect_time,
-    timeline_html,
-    timeline_svg,
-    timeline_text,
-)
+from edge.lab.events import Alarm, Event, Sample, detect_time
+from edge.report.timeline import FAILED, LABEL_W, PLOT_W, timeline_html, timeline_svg, timeline_text
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.topology import Link, TopologyError, load_topology
+from edge.model.topology import Link, TopologyError, load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "topology" / "reference.yaml"

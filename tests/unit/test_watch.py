@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from edge.contract import Contract, Flow
-from edge.watch import (
+from edge.lab.watch import (
     DEGRADED,
     EXTERNAL,
     INTERNAL,
@@ -22,6 +21,7 @@ from edge.watch import (
     json_sink,
     status_line,
 )
+from edge.model.contract import Contract, Flow
 
 # No settle period: these streams take milliseconds of real time (tests/unit/
 # test_watch_hysteresis.py drives the hysteresis with a clock of its own).

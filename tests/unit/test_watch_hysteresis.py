@@ -20,11 +20,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from edge.contract import Contract, Flow
-from edge.probe_agent import schedule
-from edge.probes import judge
-from edge.timeline import Event, Sample
-from edge.watch import (
+from edge.lab.events import Event, Sample
+from edge.lab.probe_agent import schedule
+from edge.lab.probes import judge
+from edge.lab.watch import (
     DEGRADED,
     EXPOSED,
     EXTERNAL,
@@ -37,6 +36,7 @@ from edge.watch import (
     WatchError,
     classify,
 )
+from edge.model.contract import Contract, Flow
 
 TH = Thresholds()       # the defaults: what `edge watch` and the apply watchdog run with
 CONTRACT = Contract(Path("contract.yaml"), 2.0, 1.0, ())

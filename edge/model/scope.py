@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from edge.change import Change
+from edge.model.change import Change
 
 EVERYONE = ("link",)      # roles site.yml runs on every host
 

@@ -11,9 +11,15 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from edge.datafile import NAME_RE
-from edge.topology import (FORBIDDEN, INTERNAL_RANGE, PUBLIC_RANGE, Link, Topology,
-                           TopologyError)
+from edge.model.datafile import NAME_RE
+from edge.model.topology import (
+    FORBIDDEN,
+    INTERNAL_RANGE,
+    PUBLIC_RANGE,
+    Link,
+    Topology,
+    TopologyError,
+)
 
 PROJECT = "edge-testbed"
 LABEL_PROJECT = "edge-testbed.project"

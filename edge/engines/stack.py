@@ -18,10 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from edge import ROOT
 from edge.engines import processes
-from edge.plan import PROJECT
+from edge.model.plan import PROJECT
 
-ROOT = Path(__file__).resolve().parents[1]
 # The checkout's own folder: setup's tools.env and the secrets passphrase (Pulumi keeps every
 # stack's salt in Pulumi.<stack>.yaml beside Pulumi.yaml, so one passphrase serves the checkout).
 CHECKOUT_STATE = ROOT / ".edge"
@@ -171,7 +171,7 @@ def outputs(stack: str, backend: Backend = Backend(), secrets: bool = False) -> 
 
 
 def main(argv: list[str]) -> None:
-    """`python -m edge.stack ARGS` runs pulumi with the project's environment;
+    """`python -m edge.engines.stack ARGS` runs pulumi with the project's environment;
     `--print-env` prints it as shell exports instead (scripts/env.sh sources them)."""
     env = Backend().env()
     if argv == ["--print-env"]:

@@ -3,7 +3,7 @@
 One path for every writer: `edge up`, the staging copy of a preview, `edge apply` and its
 rollback, `edge fault clear`; `transition` is the one rule for going from revision A to B. A revision's topology and stopped nodes go to the stack's Pulumi config; its roles,
 inventory variables and playbook are converged from that revision's files; its overlay of applied
-variables goes in as extra vars, rendered by edge and marked unsafe (edge/change.py). Stopped
+variables goes in as extra vars, rendered by edge and marked unsafe (edge/model/change.py). Stopped
 nodes are left out of the converge.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from edge import configure, stack
-from edge.change import ansible_extra_vars, inventory_host_vars
-from edge.configure import ConvergeResult, Progress
-from edge.revision import Revision, materialize
+from edge.engines import configure, stack
+from edge.engines.configure import ConvergeResult, Progress
+from edge.model.change import ansible_extra_vars, inventory_host_vars
+from edge.model.revision import Revision, materialize
 
 TOPOLOGY = "topology/reference.yaml"
 

@@ -6,7 +6,7 @@ topology (`DESIRED`), plus the variables and stopped nodes that applied change f
 the working tree through a private index, so nothing is staged or committed) and the overlay.
 
 Every stack's current revision is recorded in `<state>/stacks/<stack>/live.json` (through
-edge/state.py) when it is brought up or a change is applied. Old trees are kept reachable under
+edge/model/state.py) when it is brought up or a change is applied. Old trees are kept reachable under
 `refs/edge/` so that a preview can converge staging to the live revision, and a rollback can go
 back to the previous one, even after the working tree moved on.
 """
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.stack import ROOT
-from edge.state import LiveRecord, StackState
+from edge import ROOT
+from edge.model.state import LiveRecord, StackState
 
 DESIRED = ("roles", "inventory", "site.yml", "topology")
 
@@ -112,7 +112,7 @@ class Revision:
 
 
 def stack_dir(state: Path, stack: str) -> Path:
-    """Where edge keeps what it knows about one stack (edge/state.py), created if need be."""
+    """Where edge keeps what it knows about one stack (edge/model/state.py), created if need be."""
     return StackState.of(state, stack).ensure()
 
 

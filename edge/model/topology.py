@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-
-from edge.datafile import Mapping, Reader, load_checked
+from edge.model.datafile import Mapping, Reader, load_checked
 
 PUBLIC_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 INTERNAL_RANGE = ipaddress.IPv4Network("10.0.0.0/8")

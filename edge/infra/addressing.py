@@ -17,8 +17,8 @@ import docker
 
 from edge.engines import docker_exec
 from edge.infra.docker_provider import bridge_name
-from edge.plan import LABEL_STACK, StackPlan
-from edge.topology import FORBIDDEN
+from edge.model.plan import LABEL_STACK, StackPlan
+from edge.model.topology import FORBIDDEN
 
 
 class AddressPlanError(RuntimeError):

@@ -11,9 +11,9 @@ from typing import Any
 
 import docker
 
-from edge.contract import Flow
 from edge.engines import docker_exec, facts
-from edge.probes import run_flows
+from edge.lab.probes import run_flows
+from edge.model.contract import Flow
 
 
 def _nodes_with_role(outputs: dict[str, Any], role: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Probe agent: runs *inside* a lab vantage container and measures flows as a user would.
 
-It is sent to the container as the program text of `python3 -c` (see edge/probes.py), so it
+It is sent to the container as the program text of `python3 -c` (see edge/lab/probes.py), so it
 imports nothing from this project: only the standard library and dnspython, which the image has.
 DNS questions go to the named server with dnspython's query functions: no resolver library,
 no /etc/hosts, no Docker embedded DNS can answer for the lab zone. Input (argv[1]): a JSON list of

@@ -7,9 +7,9 @@ from dataclasses import asdict
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from edge.html_report import preview_html
-from edge.preview import Preview
-from edge.table import text_table
+from edge.report.html import preview_html
+from edge.report.table import text_table
+from edge.workflow.staged import Preview
 
 
 def preview_table(p: Preview) -> str:

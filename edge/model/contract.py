@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.datafile import Mapping, Reader, load_checked
+from edge.model.datafile import Mapping, Reader, load_checked
 
 KINDS = ("dns", "http", "tcp")
 MUSTS = ("work", "block")

@@ -4,10 +4,10 @@
    (configuration, per host) of the change against the live stack; nothing is written there.
 2. Staged: meanwhile the staging stack (same topology, its own slot) is brought to the live
    revision; the contract is measured (baseline); the change is applied to staging on every host
-   of its scope (edge/scope.py), not only where check mode saw a difference: check mode skips
+   of its scope (edge/workflow/scope.py), not only where check mode saw a difference: check mode skips
    tasks and runs no `validate:`, so it cannot see everything a converge does; the contract is
    measured again, and the staged firewall's loaded ruleset is read for must-block flows it
-   would accept (edge/policy.py).
+   would accept (edge/workflow/policy.py).
 3. Differential: every flow whose verdict changed. A must-work flow that broke is an outage, or
    lost redundancy while another flow of the same contract entry still works; a must-block flow
    that opened is a security regression.
@@ -16,7 +16,7 @@
    apply) or ERROR (the preview itself could not be made).
 
 The live stack is only read (check mode); every write goes to the staging stack. The record of
-the preview (edge/gate.py) keeps what the verdict holds for: the contract's digest, the staging
+the preview (edge/workflow/apply.py) keeps what the verdict holds for: the contract's digest, the staging
 stack, the scope and the revision pair, so that an apply of anything else is refused.
 """
 
@@ -33,16 +33,17 @@ from pathlib import Path
 import docker
 import yaml
 
-from edge import policy, rollout, scope, stack
-from edge.change import Change
-from edge.configure import ConvergeResult, Progress, to_stderr
-from edge.contract import Contract, ContractError, expand, load_contract
-from edge.diagnose import where_it_dies
-from edge.engines import docker_exec
-from edge.plan import PROJECT
-from edge.probes import Result, settle
-from edge.revision import Revision, changed_paths, load_live, materialize
-from edge.state import StackState, StagingRecord
+from edge.engines import docker_exec, stack
+from edge.engines.configure import ConvergeResult, Progress, to_stderr
+from edge.lab.diagnose import where_it_dies
+from edge.lab.probes import Result, settle
+from edge.model import scope
+from edge.model.change import Change
+from edge.model.contract import Contract, ContractError, expand, load_contract
+from edge.model.plan import PROJECT
+from edge.model.revision import Revision, changed_paths, load_live, materialize
+from edge.model.state import StackState, StagingRecord
+from edge.workflow import policy, rollout
 
 SAFE, UNSAFE, ERROR, NOOP = "SAFE", "UNSAFE", "ERROR", "NO-OP"
 # After the change: a moment for daemons to act on it (reloads, route withdrawals), then how long
@@ -172,7 +173,7 @@ def compare(baseline: list[Result], after: list[Result]) -> list[FlowDelta]:
 def judge(deltas: list[FlowDelta], converge_errors: list[str],
           findings: list[str] = ()) -> tuple[str, list[str]]:
     """SAFE or UNSAFE, and why (pure). `findings`: must-block flows the staged firewall's
-    ruleset accepts (edge/policy.py)."""
+    ruleset accepts (edge/workflow/policy.py)."""
     reasons = [f"the change does not apply: {e}" for e in converge_errors]
     reasons += [f"SECURITY REGRESSION (firewall ruleset): {p}" for p in findings]
     words = {"outage": "OUTAGE: outside users lose", "redundancy-lost": "REDUNDANCY LOST:",
@@ -213,7 +214,7 @@ def static_stage(live: str, target: Revision, backend: stack.Backend,
 
 def change_scope(change: Change, live: Revision, outputs: dict, backend: stack.Backend
                  ) -> list[str] | None:
-    """The live stack's hosts the change can touch (edge/scope.py); None: all of them."""
+    """The live stack's hosts the change can touch (edge/workflow/scope.py); None: all of them."""
     target = change.on(live)
     return scope.hosts(change, changed_paths(live.tree, target.tree), outputs,
                        materialize(target.tree, backend.state) / "roles")

@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 import ansible_runner
 
+from edge import ROOT
 from edge.engines import processes
-from edge.stack import ROOT, STATE
-from edge.table import text_table
+from edge.engines.stack import STATE
 
 Progress = Callable[[str], None]
 
@@ -71,7 +71,7 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
     """Run site.yml on every host of `stack` (in check+diff mode if `check`).
 
     `tree` holds the desired state to converge to (roles, inventory, site.yml): the checkout, or
-    an earlier revision's files (edge/revision.py). The tool's own settings (ansible.cfg, the
+    an earlier revision's files (edge/model/revision.py). The tool's own settings (ansible.cfg, the
     edge package) always come from the checkout. Setting `cancel` stops the run between tasks.
     """
     errors: list[str] = []
@@ -143,11 +143,3 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
             setattr(hosts.setdefault(host, HostResult()), attr, count)
     return ConvergeResult(runner.status, round(time.monotonic() - started, 2), hosts, errors, diffs,
                           touched | set(underway))
-
-
-def converge_table(result: ConvergeResult) -> str:
-    """Per-host recap, like Ansible's PLAY RECAP but as a table."""
-    rows = [("HOST", "OK", "CHANGED", "FAILED", "UNREACHABLE")]
-    rows += [(h, str(r.ok), str(r.changed), str(r.failed), str(r.unreachable))
-             for h, r in sorted(result.hosts.items())]
-    return text_table(rows)

@@ -41,10 +41,10 @@ from jinja2.environment import TemplateExpression
 from jinja2.filters import FILTERS as JINJA_FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from edge.datafile import Mapping, Reader, load_checked
-from edge.inventory import inventory_from_outputs
-from edge.revision import Revision, changed_paths, worktree_tree
-from edge.stack import ROOT
+from edge import ROOT
+from edge.model.datafile import Mapping, Reader, load_checked
+from edge.model.inventory import inventory_from_outputs
+from edge.model.revision import Revision, changed_paths, worktree_tree
 
 EXPECTATIONS = ("safe", "unsafe")
 VAR_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")

@@ -1,7 +1,7 @@
 """Continuous outside-in probing: notice, within seconds, that users outside lost the service, or
 that something which must stay closed opened.
 
-A probe agent runs in each vantage container (edge/probe_agent.py in watch mode: a thread pool,
+A probe agent runs in each vantage container (edge/lab/probe_agent.py in watch mode: a thread pool,
 never a process per probe) and streams one JSON line per probe. Here each line becomes a
 `Sample`; each must-work flow keeps its last `window` samples and is *down* when `down` of them
 failed, *slow* when it works but the median latency is above the contract's objective. Then, per
@@ -32,7 +32,7 @@ within a second is one nobody believes:
   it clears after a whole `settle_s` with nothing to raise. A relapse while recovering is told
   `settle_s` late: the price of not paging for every flap.
 
-Alarms travel as events carrying the alarm as data (class, service, flows: see edge/timeline.py);
+Alarms travel as events carrying the alarm as data (class, service, flows: see edge/lab/events.py);
 sinks (terminal, JSON log, webhook) receive them. The change gate (edge apply) runs the same
 watcher as its watchdog.
 
@@ -56,9 +56,9 @@ from typing import Any, Callable
 
 import docker
 
-from edge.contract import Contract, Flow
-from edge.probes import AGENT, judge
-from edge.timeline import Alarm, Event, Sample
+from edge.lab.events import Alarm, Event, Sample
+from edge.lab.probes import AGENT, judge
+from edge.model.contract import Contract, Flow
 
 EXTERNAL, DEGRADED, INTERNAL = "EXTERNAL OUTAGE", "DEGRADED", "INTERNAL"
 SECURITY = "SECURITY EXPOSURE"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from edge.preview import Preview
+from edge.workflow.staged import Preview
 
 NETWORK_ORDER = ["internet", "transit", "dmz", "paas"]
 COLUMN_W, ROW_H, TOP, LEFT = 150, 62, 70, 40

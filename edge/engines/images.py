@@ -11,8 +11,8 @@ can never be served by a stale image.
 
 Why stdlib only: bootstrap scripts call it before the project's virtualenv exists.
 
-Usage: `python3 -m edge.images ref` prints the tag without building; `python3 -m edge.images
-tarball` builds the cached root filesystem without needing an engine; `python3 -m edge.images
+Usage: `python3 -m edge.engines.images ref` prints the tag without building; `python3 -m edge.engines.images
+tarball` builds the cached root filesystem without needing an engine; `python3 -m edge.engines.images
 ensure` builds (or imports) the image if needed and prints the tag. Progress goes to stderr.
 """
 
@@ -651,13 +651,13 @@ def main(argv: list[str] | None = None) -> int:
     needed), then print its path; `ensure`: build or import the image if needed, then print the
     tag. Errors: exit 1."""
     parser = argparse.ArgumentParser(
-        prog="python3 -m edge.images", description=__doc__.splitlines()[0]
+        prog="python3 -m edge.engines.images", description=__doc__.splitlines()[0]
     )
     parser.add_argument("command", choices=("ref", "tarball", "ensure"))
     args = parser.parse_args(argv)
     # A plain `kill` must still clean up (stop debootstrap, unmount, delete the build directory).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    repo_root = Path(__file__).resolve().parent.parent
+    repo_root = Path(__file__).resolve().parents[2]
     try:
         if args.command == "ref":
             ref = image_ref(repo_root)
@@ -666,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ref = ensure_image(repo_root)
     except ImageError as error:
-        print(f"edge.images: error: {error}", file=sys.stderr)
+        print(f"edge.engines.images: error: {error}", file=sys.stderr)
         return 1
     print(ref)
     return 0

@@ -7,7 +7,7 @@ dropped with probability LOSS_PCT %, held DELAY_MS (after waiting its turn at RA
 then sent on the interface through a packet socket that bypasses the qdisc layer, so it is not
 redirected again.
 
-It is sent to the node as the program text of `python3 -c` (edge/faults.py), so it imports only
+It is sent to the node as the program text of `python3 -c` (edge/lab/faults.py), so it imports only
 the standard library. argv: INTERFACE TAP DELAY_MS LOSS_PCT RATE_BPS (0: no limit). Once the
 redirect is in place it prints its pid, goes on in the background and the command returns. Undo:
 delete the interface's clsact qdisc (frames go out directly again), then kill the pid (the TAP

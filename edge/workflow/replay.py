@@ -1,7 +1,7 @@
 """Replay real incidents against the lab (replays.yaml) and measure how fast the watcher tells.
 
-A replay: watcher started, green baseline, faults injected (edge/faults.py, or the traffic shift
-of edge/paths.py), the expected alarm awaited, the fault held, everything undone in reverse, the
+A replay: watcher started, green baseline, faults injected (edge/lab/faults.py, or the traffic shift
+of edge/lab/paths.py), the expected alarm awaited, the fault held, everything undone in reverse, the
 lab awaited back to green (every must-work flow through the watcher, then the whole contract,
 must-block flows included). Time-to-detect counts from the first fault to the first alarm of the
 expected class on the expected service; time-to-recover from the restore to green. After green,
@@ -12,21 +12,19 @@ recovering and clear events the replay raised tells how much a person on call wa
 
 from __future__ import annotations
 
-import html
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge import faults
-from edge.configure import Progress, to_stderr
-from edge.contract import Contract, expand
-from edge.datafile import load_checked
-from edge.probes import settle
-from edge.timeline import Event, Sample, timeline_html, timeline_svg, timeline_text
-from edge.watch import ALARM_KINDS, DEGRADED, EXTERNAL, INTERNAL, Watcher
+from edge.engines.configure import Progress, to_stderr
+from edge.lab import faults
+from edge.lab.events import Event, Sample
+from edge.lab.probes import settle
+from edge.lab.watch import DEGRADED, EXTERNAL, INTERNAL, Watcher
+from edge.model.contract import Contract, expand
+from edge.model.datafile import load_checked
 
 CLASSES = (EXTERNAL, DEGRADED, INTERNAL)
 BASELINE_WAIT_S = 15.0
@@ -199,43 +197,3 @@ def _restore(watcher: Watcher, injected: list[faults.Fault], outputs: dict,
     while injected:
         faults.undo(injected.pop(), outputs)
     return t
-
-
-def replay_json(result: ReplayResult) -> dict:
-    """A replay's figures and timeline as plain data."""
-    incident = result.incident
-    return {
-        "incident": incident.name, "description": incident.description,
-        "expected": {"class": incident.expect_class, "service": incident.expect_service,
-                     "within_s": incident.within_s, "quiet": list(incident.quiet)},
-        "ok": result.ok, "problems": result.problems, "detected": result.detected,
-        "detect_s": result.detect_s, "recover_s": result.recover_s,
-        "green_after": result.green_after,
-        "events": [e.to_json() for e in result.events],
-        "alarm_events": sum(e.kind in ALARM_KINDS for e in result.events),
-        "samples": len(result.samples),
-        "failed_samples": sum(not s.ok for s in result.samples),
-    }
-
-
-def write_report(result: ReplayResult, out: Path) -> list[Path]:
-    """index.html (the timeline picture and text) and replay.json in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    title = f"replay {result.incident.name}: {'PASS' if result.ok else 'FAIL'}"
-    text = timeline_text(result.events, result.samples)
-    incident = result.incident
-    summary = (f"<p>{html.escape(incident.description)}</p><p>expected "
-               f"{html.escape(incident.expect_class)} ({html.escape(incident.expect_service)})"
-               f" within {incident.within_s:g}s; detected: "
-               f"{html.escape(result.detected or 'nothing')} in {_seconds(result.detect_s)}; "
-               f"recovered in {_seconds(result.recover_s)}</p>"
-               + "".join(f"<p><b>{html.escape(p)}</b></p>" for p in result.problems))
-    files = [out / "index.html", out / "replay.json"]
-    files[0].write_text(timeline_html(title, timeline_svg(result.samples, result.events, title),
-                                      text, summary))
-    files[1].write_text(json.dumps(replay_json(result), indent=2) + "\n")
-    return files
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}s"

@@ -17,9 +17,8 @@ from typing import Any
 
 import docker
 
-from edge.contract import Flow
 from edge.engines import docker_exec
-from edge.table import text_table
+from edge.model.contract import Flow
 
 AGENT = (Path(__file__).parent / "probe_agent.py").read_text()
 BLOCKED = ("timeout", "unreachable")
@@ -106,13 +105,3 @@ def settle(flows: list[Flow], timeout_s: float, interval_s: float = 1.0,
         retry = [r.flow for r in results.values() if not r.ok]
         results |= {r.flow.name: r for r in run_flows(retry, client)}
     return [results[f.name] for f in flows]
-
-
-def results_table(results: list[Result]) -> str:
-    """A reachability table: one row per flow, with its verdict."""
-    rows = [("FLOW", "FROM", "MUST", "OUTCOME", "MS", "VERDICT")]
-    for r in results:
-        extra = f" {r.detail.get('status', '')}".rstrip() if r.flow.kind == "http" else ""
-        rows.append((r.flow.name, r.flow.vantage, r.flow.must, r.outcome + extra,
-                     f"{r.latency_ms:.0f}", "ok" if r.ok else f"FAIL: {r.reason}"))
-    return text_table(rows)

@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from edge.contract import Flow
 from edge.engines import docker_exec
+from edge.model.contract import Flow
 
 FAMILIES = ("inet", "ip")            # the tables an IPv4 packet goes through
 PROTOCOLS = {"tcp": 6, "udp": 17}

@@ -8,19 +8,19 @@ and only under a watchdog that rolls it back the moment outside users lose the s
   what differs and what to do. After a NO-OP preview (made under the same) there is nothing to
   apply: nothing is converged, and the audit log says so. `force` skips the gate (an emergency), never the watchdog, and is recorded
   as forced.
-- Lock: one writer per stack at a time (edge/state.py's `stack_lock`); a second apply is refused
+- Lock: one writer per stack at a time (edge/model/state.py's `stack_lock`); a second apply is refused
   naming the holder. The gate reads the live revision under the lock, so no other writer can
   move the stack between the check and the converge.
 - What is applied is what was previewed: the converge works from the target's desired-state
-  tree as Git has it (edge/revision.py's materialize), never from the checkout, which may be
+  tree as Git has it (edge/model/revision.py's materialize), never from the checkout, which may be
   edited meanwhile; it converges exactly the previewed scope.
 - Watchdog: the must-work flows of the preview's contract (its own file, refused if its bytes
-  changed since) are probed continuously (edge/watch.py) from before the change until a
+  changed since) are probed continuously (edge/lab/watch.py) from before the change until a
   verification window after it. A flow that was green and goes down (N of M probes failed), or
   a contract flow failing the post-apply verification, rolls the stack back to the previous
   revision, converging only the hosts the change touched.
 - Audit: every apply, refusal and rollback is a JSON line in `<state>/stacks/<stack>/audit.jsonl`
-  (edge/state.py).
+  (edge/model/state.py).
 
 `Apply` runs one apply phase by phase. What it does to the lab (probe, watch, converge, verify,
 record the live revision) goes through a `LiveStack`, so that its decisions can be tried with a
@@ -35,16 +35,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from edge import rollout, stack
-from edge.change import Change
-from edge.configure import ConvergeResult, Progress, to_stderr
-from edge.contract import Contract, ContractError, Flow, expand
-from edge.preview import NOOP, SAFE, Preview, change_scope, file_digest, load_pinned_contract
-from edge.probes import run_flows
-from edge.revision import Revision, load_live, save_live
-from edge.state import AuditEvent, PreviewRecord, StackLocked, StackState, stack_lock
-from edge.timeline import Alarm, Event, Sample
-from edge.watch import SECURITY, Sink, Watcher
+from edge.engines import stack
+from edge.engines.configure import ConvergeResult, Progress, to_stderr
+from edge.lab.events import Alarm, Event, Sample
+from edge.lab.probes import run_flows
+from edge.lab.watch import SECURITY, Sink, Watcher
+from edge.model.change import Change
+from edge.model.contract import Contract, ContractError, Flow, expand
+from edge.model.revision import Revision, load_live, save_live
+from edge.model.state import AuditEvent, PreviewRecord, StackLocked, StackState, stack_lock
+from edge.workflow import rollout
+from edge.workflow.staged import (
+    NOOP,
+    SAFE,
+    Preview,
+    change_scope,
+    file_digest,
+    load_pinned_contract,
+)
 
 # Before the change, how long the live stack may take to show a full window of good probes.
 GREEN_WAIT_S = 10.0
@@ -202,7 +210,7 @@ class Clock(Protocol):
 
 
 class Watchdog(Protocol):
-    """What an apply asks of the watcher over the must-work flows (edge/watch.py's Watcher)."""
+    """What an apply asks of the watcher over the must-work flows (edge/lab/watch.py's Watcher)."""
 
     flows: list[Flow]
 
@@ -267,13 +275,13 @@ class LabStack:
         return Watcher(flows, contract, sinks=self.sinks).start()
 
     def scope(self, change: Change, current: Revision) -> list[str] | None:
-        """edge/scope.py's hosts, as the preview computes them (edge/preview.py)."""
+        """edge/workflow/scope.py's hosts, as the preview computes them (edge/workflow/staged.py)."""
         return change_scope(change, current, stack.outputs(self.name, self.backend),
                             self.backend)
 
     def converge(self, frm: Revision, to: Revision, hosts: list[str] | None,
                  cancel: threading.Event | None = None) -> ConvergeResult:
-        """The one transition rule (edge/rollout.py), on the live stack."""
+        """The one transition rule (edge/workflow/rollout.py), on the live stack."""
         return rollout.transition(self.name, frm, to, self.backend, hosts, cancel)
 
     def verify(self, flows: list[Flow]) -> list[str]:

@@ -8,7 +8,7 @@ topology's routes back. Both act on the running containers only (`ip route repla
 re-created), so the BGP state and every daemon stay as they are; a container restarted while
 shifted comes back on the topology's routes (edge-init installs them).
 
-Everything comes from the stack outputs (`edge.stack.outputs`): each node's addresses, and its
+Everything comes from the stack outputs (`edge.engines.stack.outputs`): each node's addresses, and its
 static routes as the topology declared them, already moved to the stack's slot.
 """
 

@@ -15,7 +15,7 @@ import docker
 import docker.errors
 
 from edge.engines import docker_exec
-from edge.plan import LABEL_PROJECT, PROJECT
+from edge.model.plan import LABEL_PROJECT, PROJECT
 
 Keep = Callable[[dict[str, str]], bool]
 

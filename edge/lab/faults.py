@@ -6,7 +6,7 @@ controller's storage away, flush the firewall, withdraw the service prefix, brea
 records what `undo` needs to put it back exactly. Faults act through the Docker engine and inside
 the containers (exec), never by sending traffic from this machine to lab addresses.
 
-Active faults of a stack live in `<state>/stacks/<stack>/faults.json` (edge/state.py), so one
+Active faults of a stack live in `<state>/stacks/<stack>/faults.json` (edge/model/state.py), so one
 process injects and another (a later `edge fault clear`, a test's teardown) undoes. A fault is
 recorded before it is injected (`injecting`, then `active` with what undoing it needs), so a
 process killed halfway never leaves damage no record knows about.
@@ -22,11 +22,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from edge import paths
+from edge import ROOT
 from edge.engines import docker_exec, facts
-from edge.scope import role_defaults
-from edge.stack import ROOT
-from edge.state import ACTIVE, INJECTING, FaultRecord, StackState
+from edge.lab import paths
+from edge.model.scope import role_defaults
+from edge.model.state import ACTIVE, INJECTING, FaultRecord, StackState
 
 AGENT = (Path(__file__).parent / "netem_agent.py").read_text()
 
@@ -64,7 +64,7 @@ class FaultError(RuntimeError):
     """A fault that cannot be injected or undone; the message says what is wrong and what to do."""
 
 
-# One fault: what was done to which node, and what undoing it needs (its record, edge/state.py).
+# One fault: what was done to which node, and what undoing it needs (its record, edge/model/state.py).
 Fault = FaultRecord
 
 

@@ -1,0 +1,1 @@
+"""What people read: text tables, the incident timeline, HTML and JUnit reports."""
