@@ -404,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     for process in left:
         print(f"edge: stopped a leftover of a killed edge command: {process}", file=sys.stderr)
     try:
+        said = workflow_up.interrupted(args.stack) if getattr(args, "stack", None) else None
+        if said:
+            print(f"edge: WARNING: {said}", file=sys.stderr)
         return args.func(args)
     except (stack.PulumiError, ContractError, ChangeError, RevisionError, ReplayError,
             faults.FaultError, StateError, StackLocked, WatchError, LabError) as err:

@@ -56,6 +56,7 @@ from typing import Any, Callable
 
 import docker
 
+from edge.engines.processes import OWNER_ENV, owner_mark
 from edge.lab.events import Alarm, Event, Sample
 from edge.lab.probes import AGENT, judge
 from edge.model.contract import Contract, Flow
@@ -399,9 +400,11 @@ class Watcher:
             by_vantage.setdefault(flow.container, []).append(flow)
         for container, flows in by_vantage.items():
             payload = json.dumps([self._agent_flow(f) for f in flows])
+            # The owner mark: an agent whose edge was killed (SIGKILL gives the watcher no
+            # chance to stop it) is found and stopped by the next edge command.
             exec_id = self.client.api.exec_create(container, [
                 "python3", "-c", AGENT, payload, str(self.thresholds.interval_s),
-                str(AGENT_LIMIT_S)])["Id"]
+                str(AGENT_LIMIT_S)], environment={OWNER_ENV: owner_mark()})["Id"]
             self._execs.append(exec_id)
             stream = self.client.api.exec_start(exec_id, stream=True)
             thread = threading.Thread(target=self._read, args=(flows, stream), daemon=True)

@@ -64,8 +64,9 @@ class Lab:
     def from_outputs(cls, outputs: dict[str, Any]) -> Lab:
         """Parse a stack's outputs; LabError when a stack is not up or an output is missing."""
         if not outputs.get("nodes"):
-            raise LabError(f"stack '{outputs.get('stack', '?')}' has no nodes in its outputs: it "
-                           "is not up (run `edge up --stack NAME`)")
+            name = outputs.get("stack", "NAME")
+            raise LabError(f"stack '{name}' has no nodes in its outputs: it is not up (run "
+                           f"`edge up --stack {name}`)")
         try:
             nodes = {name: Node(name, n["role"], n.get("ansible_role", n["role"]), n["tier"],
                                 n["container"], n["container_id"], dict(n["addresses"]),

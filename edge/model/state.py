@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 INJECTING, ACTIVE = "injecting", "active"
 LIVE, STAGING, FAULTS, AUDIT = "live.json", "staging.json", "faults.json", "audit.jsonl"
+INTERRUPTED = "interrupted.json"
 PREVIEWS = "previews"
 WRITER_LOCK, RECORDS_LOCK = "writer.lock", "state.lock"
 
@@ -131,6 +132,18 @@ class FaultRecord:
             words.append(f"(being injected by {self.by or 'an unknown process'} since "
                          f"{self.since or 'an unknown time'}, or interrupted)")
         return " ".join(words)
+
+
+@dataclass(frozen=True)
+class InterruptedRecord:
+    """A writer that was interrupted and could not put the stack back: what it was doing, what
+    state the stack may be in, and the command that brings it back. Removed by the writer that
+    brings the stack back to its recorded revision."""
+
+    what: str
+    state: str
+    way_back: str
+    when: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,8 +338,21 @@ class StackState:
         text = _read_text(where)
         return None if text is None else _decode(cls, _parse(text, where), where)
 
-    def _save(self, name: str, record: LiveRecord | PreviewRecord | StagingRecord) -> None:
+    def _save(self, name: str,
+              record: LiveRecord | PreviewRecord | StagingRecord | InterruptedRecord) -> None:
         write_atomic(self.dir / name, _dump(asdict(record)))
+
+    def interrupted(self) -> InterruptedRecord | None:
+        """The record an interrupted writer left, if any."""
+        return self._load(InterruptedRecord, INTERRUPTED, f"Run `edge converge --stack "
+                                                          f"{self.stack}`, then remove it.")
+
+    def save_interrupted(self, record: InterruptedRecord) -> None:
+        self._save(INTERRUPTED, replace(record, when=record.when or timestamp()))
+
+    def clear_interrupted(self) -> None:
+        """The stack runs its recorded revision again."""
+        (self.dir / INTERRUPTED).unlink(missing_ok=True)
 
     def live(self) -> LiveRecord | None:
         """The revision last brought up or applied, if any."""

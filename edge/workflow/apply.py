@@ -43,7 +43,14 @@ from edge.lab.watch import SECURITY, Sink, Watcher
 from edge.model.change import Change
 from edge.model.contract import Contract, ContractError, Flow, expand
 from edge.model.revision import Revision, load_live, save_live
-from edge.model.state import AuditEvent, PreviewRecord, StackLocked, StackState, stack_lock
+from edge.model.state import (
+    AuditEvent,
+    InterruptedRecord,
+    PreviewRecord,
+    StackLocked,
+    StackState,
+    stack_lock,
+)
 from edge.workflow import rollout
 from edge.workflow.staged import (
     NOOP,
@@ -333,12 +340,28 @@ class Apply:
                 try:
                     self.baseline()
                     self.decide(self.converge() or self.verify_after())
+                except BaseException:
+                    self.cancel.set()
+                    self._interrupted()
+                    raise
                 finally:
                     self.watcher.stop()
                     self.result.events, self.result.samples = self.watcher.recorded()
         except (GateRefused, StackLocked) as err:
             self.result.reasons = [str(err)]
         return self._recorded()
+
+    def _interrupted(self) -> None:
+        """Interrupted (Ctrl-C, SIGTERM) during the converge, the watchdog or the rollback: live
+        may be half-changed, so say exactly how, and how back, for the next command."""
+        hosts = ", ".join(self.hosts) if self.hosts else "every host"
+        StackState.of(self.state, self.live).save_interrupted(InterruptedRecord(
+            what=f"edge apply of change {self.change.digest} ({self.change.description})",
+            state=f"'{self.live}' may run revision {self.target.id} on some of {hosts} and the "
+                  f"recorded revision {self.current.id} elsewhere (the apply was interrupted "
+                  "during its converge, watchdog or rollback)",
+            way_back=f"edge converge --stack {self.live}  (converges every host to the "
+                     f"recorded revision {self.current.id}, then `edge verify`)"))
 
     def _recorded(self) -> ApplyResult:
         self.record()

@@ -143,6 +143,7 @@ def bring_up(stack_name: str, contract_path: Path | str, *, config: dict[str, st
                        progress=progress)
         if result.ok:
             _record(backend.state, stack_name, target, "up")
+            StackState.of(backend.state, stack_name).clear_interrupted()
     outputs = stack.outputs(stack_name, backend)
     results = stage("verify", verify, outputs, contract_path, SETTLE_S)
     return UpResult(stack_name, outputs, result, results, node_states(outputs), timings, target)
@@ -200,6 +201,8 @@ def converge(stack_name: str, check: bool = False, force: bool = False,
         result = rollout.configuration(stack_name, target.revision, backend, progress=progress)
         if result.ok and (target.forced or load_live(backend.state, stack_name) is None):
             _record(backend.state, stack_name, target, "converge")
+        if result.ok:      # every host runs the recorded revision again
+            StackState.of(backend.state, stack_name).clear_interrupted()
     return result, target
 
 
@@ -208,3 +211,12 @@ def destroy(stack_name: str, backend: stack.Backend = stack.Backend()) -> None:
     with stack_lock(backend.state, stack_name, "edge down"):
         stack.select_stack(stack_name, backend)
         stack.destroy(stack_name, backend)
+
+
+def interrupted(stack_name: str, backend: stack.Backend = stack.Backend()) -> str | None:
+    """What an interrupted writer left of the stack, and the way back, in one sentence."""
+    record = StackState.of(backend.state, stack_name).interrupted()
+    if record is None:
+        return None
+    return (f"stack '{stack_name}' was left half-changed by an interrupted {record.what} "
+            f"({record.when}): {record.state}. To bring it back: {record.way_back}")

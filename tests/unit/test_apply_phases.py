@@ -320,3 +320,26 @@ def test_no_recorded_revision_and_a_locked_stack_are_refused(tmp_path: Path,
         result = run(state, lab)
     assert result.outcome == "refused" and "is locked by" in result.reasons[0]
     assert not lab.watched and lab.converges == []
+
+
+def test_an_interrupted_apply_leaves_a_record_of_what_live_runs_and_the_way_back(
+        state: Path) -> None:
+    """Ctrl-C (or SIGTERM) while the watchdog waits on the converge: the converge is cancelled,
+    and the next command is told what state live is in and what to run."""
+    preview(state)
+
+    def interrupt() -> list[str]:
+        raise KeyboardInterrupt
+
+    def slow(lab: FakeLab, cancel: threading.Event) -> ConvergeResult:
+        lab.watcher.down = interrupt            # the main thread is interrupted while waiting
+        assert cancel.wait(10), "the interrupted apply never cancelled its converge"
+        return converged({"lb1"}, ok=False, errors=["cancelled"])
+
+    with pytest.raises(KeyboardInterrupt):
+        run(state, FakeLab(slow))
+    record = StackState.of(state, "lab").interrupted()
+    assert record is not None and CHANGE.digest in record.what
+    assert TARGET.id in record.state and LIVE.id in record.state and "lb1" in record.state
+    assert record.way_back.startswith("edge converge --stack lab")
+    assert StackState.of(state, "lab").live().id == LIVE.id      # the record still says A
