@@ -11,7 +11,7 @@ import pulumi
 from edge.engines.images import image_exists, image_ref
 from edge.infra.addressing import AddressPlanError, check_address_plan
 from edge.infra.lab import EdgeLab
-from edge.infra.secret import SecretKey
+from edge.infra.secret import stack_secrets
 from edge.model.plan import stack_plan
 from edge.model.topology import TopologyError, load_topology
 
@@ -52,8 +52,7 @@ def main() -> None:
                                for n in plan.networks.values()})
     pulumi.export("nodes", lab.nodes)
     # Handed to Ansible through the inventory (never written to a file): the zone-transfer key.
-    tsig = SecretKey("tsig-key", size=32)
-    pulumi.export("secrets", {"edge_tsig_secret": tsig.value})
+    pulumi.export("secrets", stack_secrets())
 
 
 main()

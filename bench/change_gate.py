@@ -62,7 +62,7 @@ def measure(runs: int) -> Figures:
                 live = load_live(backend.state, LIVE)
                 figures["static_stage_s"].append(timed(
                     static_stage, LIVE, change.on(live), backend,
-                    change_scope(change, live, stack.outputs(LIVE, backend), backend)))
+                    change_scope(change, live, stack.lab(LIVE, backend), backend)))
                 applied = run_apply(change, LIVE, CONTRACT, backend, progress=quiet)
                 if applied.outcome != "applied":
                     raise SystemExit(f"apply: {applied.outcome}: {applied.reasons}")

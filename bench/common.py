@@ -27,11 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge import stack  # noqa: E402
-from edge.engines import (
-    cleanup,
-    docker_exec,  # noqa: E402
-)
+from edge.engines import cleanup, docker_exec, stack  # noqa: E402
 from edge.model.plan import LABEL_PURPOSE  # noqa: E402
 from edge.workflow.up import UpResult, bring_up  # noqa: E402
 

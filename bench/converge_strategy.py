@@ -64,7 +64,7 @@ def measure(runs: int) -> Figures:
                 rollout.infrastructure(STACK, revision, backend)
                 with environment(STRATEGIES[name]):
                     wall, cpu = converge(revision, backend, again=False)
-                    failing = [r.flow.name for r in verify(stack.outputs(STACK, backend),
+                    failing = [r.flow.name for r in verify(stack.lab(STACK, backend),
                                                            ROOT / "contract.yaml", SETTLE_S)
                                if not r.ok]
                     if failing:

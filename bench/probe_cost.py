@@ -175,8 +175,7 @@ def measure(runs: int) -> Figures:
     figures["verdict_disagreements"] = []
     client = docker.DockerClient.from_env(max_pool_size=64)
     with bench_stack(STACK, SLOT) as backend:
-        outputs = edge_up(STACK, backend).outputs
-        flows = expand(load_contract(ROOT / "contract.yaml"), outputs)
+        flows = expand(load_contract(ROOT / "contract.yaml"), edge_up(STACK, backend).lab)
         work = [f for f in flows if f.must == "work"]
         meter = CpuMeter(client, sorted({f.container for f in flows}))
         for run in range(1, runs + 1):

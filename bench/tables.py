@@ -133,12 +133,15 @@ def _load(values: Any) -> str:
 
 
 def run_text(bench: Benchmark, result: Result) -> str:
-    """When and under what load a benchmark ran."""
+    """When and under what load a benchmark ran, and its results file's `note` if it has one
+    (how figures were obtained when a run could not finish normally)."""
     machine = result.get("machine") or {}
     load = f"load average {_load(machine.get('load_avg_before'))} → " \
            f"{_load(machine.get('load_avg_after') or machine.get('load_avg_at_end'))}"
+    note = f" {result['note']}" if result.get("note") else ""
     return (f"**`bench/{bench.name}.py`**: {bench.text}. {result.get('runs', '?')} runs, "
-            f"{str(result.get('when', '?')).replace('T', ' ').replace('Z', ' UTC')}, {load}.")
+            f"{str(result.get('when', '?')).replace('T', ' ').replace('Z', ' UTC')}, {load}."
+            + note)
 
 
 def readme_section(results: dict[str, Result]) -> str:

@@ -19,6 +19,7 @@ from common import ROOT, Figures, bench_stack, edge_up, report, run_benchmark, s
 
 from edge.lab.watch import Watcher
 from edge.model.contract import expand, load_contract
+from edge.model.lab import Lab
 from edge.workflow.replay import load_catalog, run_replay
 
 NAME = "watch"
@@ -37,9 +38,9 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICKS
 
 
-def soak(outputs: dict, seconds: float) -> dict[str, float]:
+def soak(lab: Lab, seconds: float) -> dict[str, float]:
     """A quiet run: alarms raised, probes made, and the agents' CPU as % of one core."""
-    with Watcher(expand(CONTRACT, outputs), CONTRACT) as watcher:
+    with Watcher(expand(CONTRACT, lab), CONTRACT) as watcher:
         if not watcher.wait_green(15):
             raise SystemExit(f"not green before the soak: {watcher.down()}")
         pids = watcher.agent_pids()
@@ -59,16 +60,16 @@ def measure(runs: int, soak_s: float = SOAK_S) -> Figures:
     figures: Figures = {f"{name}_{what}_s": [] for name in catalog
                         for what in ("detect", "recover")}
     with bench_stack(STACK, SLOT) as backend:
-        outputs = edge_up(STACK, backend).outputs
+        lab = edge_up(STACK, backend).lab
         for run in range(1, runs + 1):
             for name, incident in catalog.items():
-                result = run_replay(incident, outputs, CONTRACT, progress=lambda _: None)
+                result = run_replay(incident, lab, CONTRACT, progress=lambda _: None)
                 if not result.ok:
                     raise SystemExit(f"{name}: {result.problems}")
                 figures[f"{name}_detect_s"].append(result.detect_s)
                 figures[f"{name}_recover_s"].append(result.recover_s)
             report(run, runs, figures)
-        quiet = soak(outputs, soak_s)
+        quiet = soak(lab, soak_s)
     return figures | {k: [v] for k, v in quiet.items()}
 
 

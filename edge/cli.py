@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from edge.engines import cleanup, configure, processes, stack
-from edge.lab import faults
+from edge.lab import faults, signing
+from edge.lab.drift_watch import DriftWatch
 from edge.lab.probes import Result
 from edge.lab.watch import (
     Thresholds,
@@ -22,7 +23,7 @@ from edge.lab.watch import (
 )
 from edge.model.change import Change, ChangeError, load_change, working_tree_change
 from edge.model.contract import ContractError, expand, load_contract
-from edge.model.lab import LabError
+from edge.model.lab import Lab, LabError
 from edge.model.plan import LABEL_STACK
 from edge.model.revision import RevisionError, load_live, stack_dir
 from edge.model.state import StackLocked, StateError, stack_lock
@@ -31,6 +32,7 @@ from edge.report.replay import write_report
 from edge.report.table import converge_table, results_table, text_table
 from edge.report.timeline import timeline_text
 from edge.workflow import doctor as workflow_doctor
+from edge.workflow import drift as workflow_drift
 from edge.workflow import preview as workflow_preview
 from edge.workflow import up as workflow_up
 from edge.workflow.apply import run_apply
@@ -39,16 +41,14 @@ from edge.workflow.replay import ReplayError, load_catalog, run_replay
 TIER_ORDER = ["vantage", "internet", "routing", "firewall", "load balancing", "dns", "paas"]
 
 
-def summary_table(outputs: dict, states: dict[str, str]) -> str:
+def summary_table(lab: Lab, states: dict[str, str]) -> str:
     """The lab as a table: tier, node, state, container and its address on each network."""
-    nodes = outputs.get("nodes") or {}
     rows = [("TIER", "NODE", "STATE", "CONTAINER", "ADDRESSES")]
-    order = sorted(nodes, key=lambda n: (TIER_ORDER.index(nodes[n]["tier"])
-                                         if nodes[n]["tier"] in TIER_ORDER else 99, n))
-    for name in order:
-        node = nodes[name]
-        addresses = " ".join(f"{net}={addr}" for net, addr in sorted(node["addresses"].items()))
-        rows.append((node["tier"], name, states.get(name, "?"), node["container"], addresses))
+    order = sorted(lab.nodes.values(), key=lambda n: (TIER_ORDER.index(n.tier)
+                                                      if n.tier in TIER_ORDER else 99, n.name))
+    for node in order:
+        addresses = " ".join(f"{net}={addr}" for net, addr in sorted(node.addresses.items()))
+        rows.append((node.tier, node.name, states.get(node.name, "?"), node.container, addresses))
     return text_table(rows)
 
 
@@ -68,8 +68,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     for error in up.converge.errors:
         print(f"  {error}", file=sys.stderr)
     print(results_table(up.results))
-    print("\n" + summary_table(up.outputs, up.states))
-    print(f"\nstack '{args.stack}' (slot {up.outputs.get('slot')}, zone {up.outputs.get('zone')}): "
+    print("\n" + summary_table(up.lab, up.states))
+    print(f"\nstack '{args.stack}' (slot {up.lab.slot}, zone {up.lab.zone}): "
           f"{len(up.states) - len(up.down)}/{len(up.states)} nodes running, converge "
           f"{'ok' if up.converge.ok else 'FAILED'}, {up.failing} of {len(up.results)} contract "
           "flows failing; " + ", ".join(f"{k} {v:.1f}s" for k, v in up.timings.items()))
@@ -93,15 +93,13 @@ def lab_urls(results: list[Result]) -> list[str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    results = workflow_up.verify(stack.outputs(args.stack), args.contract)
+    results = workflow_up.verify(stack.lab(args.stack), args.contract)
     print(results_table(results))
     return 0 if all(r.ok for r in results) else 1
 
 
 def cmd_converge(args: argparse.Namespace) -> int:
-    if not stack.outputs(args.stack).get("nodes"):
-        raise ChangeError(f"stack '{args.stack}' has no nodes: it is not up (edge up --stack "
-                          f"{args.stack})")
+    stack.lab(args.stack)   # LabError when the stack is not up: nothing to converge
     result, target = workflow_up.converge(args.stack, check=args.check, force=args.force,
                                           progress=configure.to_stderr)
     print(converge_table(result))
@@ -128,9 +126,7 @@ def _change(args: argparse.Namespace) -> Change:
     file's own mistakes are told first, before anything asks the stack."""
     if args.change:
         load_change(args.change)
-    nodes = set(stack.outputs(args.stack).get("nodes") or {})
-    if not nodes:
-        raise ChangeError(f"stack '{args.stack}' is not up: nothing to change (make up)")
+    nodes = set(stack.lab(args.stack).nodes)   # LabError when the stack is not up
     if args.change:
         return load_change(args.change, nodes)
     live = load_live(stack.STATE, args.stack)
@@ -174,15 +170,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     """Probe the must-work flows continuously; alarms to the terminal, a JSON log, a webhook."""
     contract = load_contract(args.contract)
-    outputs = stack.outputs(args.stack)
-    if not outputs:
-        raise ChangeError(f"stack '{args.stack}' is not up: nothing to watch (make up)")
+    if args.drift_interval < 0:
+        raise WatchError(f"edge watch: --drift-interval {args.drift_interval:g} is not usable: "
+                         "use a number of seconds, or 0 to turn the drift check off")
+    lab = stack.lab(args.stack)
     sinks = [terminal_sink()] + ([json_sink(args.log)] if args.log else []) \
-        + ([webhook_sink(args.webhook)] if args.webhook else [])
-    watcher = Watcher(expand(contract, outputs), contract,
+        + ([webhook_sink(args.webhook, signing.read_key(args.webhook_key)
+                         if args.webhook_key else None)] if args.webhook else [])
+    watcher = Watcher(expand(contract, lab), contract,
                       Thresholds(args.interval, args.window, args.down, recover=args.recover,
                                  settle_s=args.settle, block_interval_s=args.block_interval),
-                      sinks)
+                      sinks, drift=DriftWatch(lab, args.drift_interval)
+                      if args.drift_interval else None)
     print(f"watching {len(watcher.flows)} must-work flows of '{args.stack}' every "
           f"{args.interval * 1000:.0f} ms (down: {args.down} of {args.window} failed) and "
           f"{len(watcher.block_flows)} must-block flows every {args.block_interval:g} s; Ctrl-C "
@@ -199,6 +198,27 @@ def cmd_watch(args: argparse.Namespace) -> int:
     raised = sum(e.kind == "alarm" for e in watcher.events)
     print(f"\n{len(watcher.samples)} probes, {raised} alarms raised", file=sys.stderr)
     return 1 if raised else 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """What differs between the live nodes and the recorded revision (exit 1 on drift); with
+    --revert, bring the drifted nodes back and verify the contract (exit 0 when green)."""
+    if not args.revert:
+        report = workflow_drift.check(args.stack)
+        print(report.render())
+        return report.exit_code
+    reverted = workflow_drift.revert(args.stack, load_contract(args.contract))
+    print(reverted.found.render())
+    for error in reverted.converge.errors if reverted.converge else []:
+        print(f"  {error}", file=sys.stderr)
+    print(f"revert of '{args.stack}': " + (
+        "nothing to revert" if reverted.converge is None and not reverted.found.errors else
+        f"converged {', '.join(reverted.found.nodes) or 'no host'} back to revision "
+        f"{reverted.found.revision}, {len(reverted.failing)} contract flows failing, "
+        f"{reverted.seconds:.1f}s"))
+    for failing in reverted.failing:
+        print(f"  - {failing}")
+    return reverted.exit_code
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -218,11 +238,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     incident = catalog[args.incident]
     if args.hold is not None:
         incident = dataclasses.replace(incident, hold_s=args.hold)
-    outputs = stack.outputs(args.stack)
-    if not outputs:
-        raise ReplayError(f"stack '{args.stack}' is not up: nothing to replay on (make up)")
+    lab = stack.lab(args.stack)
     with stack_lock(stack.STATE, args.stack, f"edge replay {incident.name}"):
-        result = run_replay(incident, outputs, load_contract(args.contract),
+        result = run_replay(incident, lab, load_contract(args.contract),
                             restore=not args.no_restore,
                             state_dir=stack_dir(stack.STATE, args.stack))
     print(timeline_text(result.events, result.samples))
@@ -282,12 +300,13 @@ def add_fault_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    outputs = stack.outputs(args.stack)
-    if not outputs:
-        print(f"stack '{args.stack}' has no outputs: it is not up (run `make up`).")
+    try:
+        lab = stack.lab(args.stack)
+    except LabError as err:
+        print(err)      # the answer to "what is up?", not a mistake: exit 1, not 2
         return 1
-    states = workflow_up.node_states(outputs)
-    print(summary_table(outputs, states))
+    states = workflow_up.node_states(lab)
+    print(summary_table(lab, states))
     live = load_live(stack.STATE, args.stack)
     print(f"revision: {live.id if live else 'none recorded (edge up)'}"
           + (f" (tree {live.tree[:12]}, {len(live.vars)} applied variables, stopped: "
@@ -335,6 +354,8 @@ def parser() -> argparse.ArgumentParser:
                              ("apply", cmd_apply, "apply a previewed change under the watchdog"),
                              ("watch", cmd_watch, "probe continuously, raise alarms"),
                              ("replay", cmd_replay, "replay an incident of replays.yaml"),
+                             ("drift", cmd_drift, "what differs between the live nodes and "
+                              "their recorded revision"),
                              ("status", cmd_status, "print the lab's nodes and their state"),
                              ("down", cmd_down, "destroy the lab (pulumi destroy)")):
         commands[name] = cmd = sub.add_parser(name, help=text)
@@ -365,8 +386,15 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--block-interval", type=float, default=5.0, help="seconds between "
                        "probes of the must-block flows (0: off)")
     watch.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    watch.add_argument("--drift-interval", type=float, default=30.0, help="seconds between two "
+                       "reads of every node's configuration digest, a change being a DRIFT alarm "
+                       "(0: off)")
+    commands["drift"].add_argument("--revert", action="store_true", help="bring the drifted "
+                                   "nodes back to the recorded revision, verify the contract")
     watch.add_argument("--log", help="append every event as a JSON line to this file")
     watch.add_argument("--webhook", help="POST alarms and clears as JSON to this URL")
+    watch.add_argument("--webhook-key", help="sign each webhook body (HMAC-SHA256, header "
+                       "X-Edge-Signature) with the key in this file (0600)")
     commands["preview"].add_argument("--staging", default="staging",
                                      help="the stack the change is tried on (default: staging)")
     commands["apply"].add_argument("--staging", default="staging", help="the staging stack "
@@ -378,7 +406,7 @@ def parser() -> argparse.ArgumentParser:
         commands[name].add_argument("--force", action="store_true", help="take the working "
                                     "tree's edits without preview + apply (recorded in the "
                                     "audit log)")
-    for name in ("up", "verify", "preview", "apply", "watch", "replay"):
+    for name in ("up", "verify", "preview", "apply", "watch", "replay", "drift"):
         commands[name].add_argument("--contract", default=str(stack.ROOT / "contract.yaml"),
                                     help="the connectivity contract (default: contract.yaml)")
     commands["converge"].add_argument("--check", action="store_true",
@@ -409,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"edge: WARNING: {said}", file=sys.stderr)
         return args.func(args)
     except (stack.PulumiError, ContractError, ChangeError, RevisionError, ReplayError,
-            faults.FaultError, StateError, StackLocked, WatchError, LabError) as err:
+            faults.FaultError, StateError, StackLocked, WatchError, LabError,
+            signing.WebhookKeyError) as err:
         print(f"edge: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:

@@ -44,6 +44,7 @@ import pytest
 
 from edge.engines import cleanup, configure, stack
 from edge.engines.images import image_ref
+from edge.model.lab import Lab as LabView
 from edge.model.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_RUN, LABEL_STACK, PROJECT
 from edge.workflow.up import bring_up
 
@@ -132,18 +133,19 @@ def image(docker_client: docker.DockerClient) -> str:
 
 @dataclass(frozen=True)
 class Lab:
-    """A running, configured stack: its name, its Pulumi outputs and the first converge's result."""
+    """A running, configured stack: its name, its nodes, networks and zone as edge reads them
+    (`view`, edge.model.lab.Lab) and the first converge's result."""
 
     stack: str
-    outputs: dict
+    view: LabView
     converge: configure.ConvergeResult | None
     state: Path
 
     def container(self, node: str) -> str:
-        return self.outputs["nodes"][node]["container"]
+        return self.view.node(node).container
 
     def address(self, node: str, network: str) -> str:
-        return self.outputs["nodes"][node]["addresses"][network]
+        return self.view.node(node).address(network)
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +153,7 @@ def lab(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The reference lab, up and configured once for the whole session (or EDGE_TEST_REUSE)."""
     if REUSE:
         state = Path(os.environ.get("EDGE_STATE", stack.STATE))
-        yield Lab(REUSE, stack.outputs(REUSE, stack.Backend(state=state)), None, state)
+        yield Lab(REUSE, stack.lab(REUSE, stack.Backend(state=state)), None, state)
         return
     backend = stack.Backend(state=tmp_path_factory.mktemp("lab-state"))
     try:
@@ -160,7 +162,7 @@ def lab(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         up = bring_up(CONFIGURED_STACK, ROOT / "contract.yaml",
                       config=stack_config(CONFIGURED_SLOT), backend=backend)
         assert up.converge.ok, "first converge failed:\n" + "\n".join(up.converge.errors)
-        yield Lab(CONFIGURED_STACK, up.outputs, up.converge, backend.state)
+        yield Lab(CONFIGURED_STACK, up.lab, up.converge, backend.state)
     finally:
         stack.destroy(CONFIGURED_STACK, backend, stream=False)
         stack.remove_stack(CONFIGURED_STACK, backend)

@@ -115,7 +115,7 @@ def _state_now(box: Container) -> str:
 
 
 def run(target: Target, command: Command, *, timeout: float | None = None, check: bool = True,
-        what: str = "", engine: docker.DockerClient | None = None) -> ExecResult:
+        what: str = "", engine: docker.DockerClient | None = None, user: str = "") -> ExecResult:
     """Run `command` in the container and wait for it. A string is one shell line (`sh -c`).
 
     `timeout` (seconds) stops the command inside the container (coreutils `timeout`), so a
@@ -131,7 +131,7 @@ def run(target: Target, command: Command, *, timeout: float | None = None, check
     except ContainerUnavailable as gone:
         raise ContainerUnavailable(name_of(target), command, gone.state, what) from None
     try:
-        code, (out, err) = box.exec_run(argv, demux=True)
+        code, (out, err) = box.exec_run(argv, demux=True, user=user)
     except docker.errors.APIError as error:     # the engine refused: the container is gone,
         state = _state_now(box)                  # stopped or paused, or the exec itself failed
         if state != "running":

@@ -20,6 +20,7 @@ import yaml
 
 from edge import ROOT
 from edge.engines import processes
+from edge.model.lab import Lab
 from edge.model.plan import PROJECT
 
 # The checkout's own folder: setup's tools.env and the secrets passphrase (Pulumi keeps every
@@ -71,7 +72,8 @@ class Backend:
 
     def env(self) -> dict[str, str]:
         """The environment for one Pulumi call: offline, local state, project's tools on PATH."""
-        (self.state / "backend").mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.state / "backend").mkdir(mode=0o700, exist_ok=True)
         tools = tools_env()
         path = [p for p in (tools.get("PULUMI_BIN"), str(ROOT / ".venv" / "bin")) if p]
         env = dict(os.environ)
@@ -168,6 +170,13 @@ def outputs(stack: str, backend: Backend = Backend(), secrets: bool = False) -> 
         raise PulumiError(f"`pulumi {' '.join(args)}` failed (exit {out.returncode}): "
                           + " ".join((out.stderr or "").split())[-400:])
     return json.loads(out.stdout or "{}")
+
+
+def lab(stack: str, backend: Backend = Backend()) -> Lab:
+    """The stack as every stage reads it: its outputs parsed once into typed nodes, networks and
+    zone. StackMissing when the stack does not exist, LabError (naming the stack) when it is not
+    up or its outputs are not what this edge writes."""
+    return Lab.from_outputs({"stack": stack} | outputs(stack, backend))
 
 
 def main(argv: list[str]) -> None:

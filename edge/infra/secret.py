@@ -1,8 +1,13 @@
-"""A random key generated once by Pulumi and kept only in the stack's encrypted state.
+"""Random keys generated once per stack by Pulumi and kept only in the stack's encrypted state.
 
 The pulumi-random provider plugin cannot be downloaded here, so this small dynamic resource does
 its job: the value is made on create, stays the same on every later `pulumi up`, and is a Pulumi
 secret (encrypted with the stack's passphrase, shown as [secret] in every output).
+
+Every key of a stack is its own: no key is baked into the image, where every stack (and anyone
+with the image) would share it. `stack_secrets` makes them all; the program exports the result as
+the `secrets` output, which reaches Ansible only through the inventory of a converge
+(EDGE_INVENTORY_SECRETS=1, inventory/edge_stack.py), never a file.
 """
 
 from __future__ import annotations
@@ -43,3 +48,16 @@ class SecretKey(Resource, module="edge", name="SecretKey"):
         opts = pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["value"]))
         super().__init__(SecretKeyProvider(), resource_name, {"bytes": size, "value": None}, opts)
+
+
+# Inventory variable -> the Pulumi resource name of its key (a renamed resource is a new key).
+STACK_KEYS = {
+    "edge_tsig_secret": "tsig-key",   # zone transfers between the name servers (roles/dns)
+    "edge_rndc_secret": "rndc-key",   # rndc, the name servers' local control channel (roles/dns)
+}
+
+
+def stack_secrets() -> dict[str, pulumi.Output[str]]:
+    """A 256-bit key (HMAC-SHA256) per entry of STACK_KEYS, as secret outputs: made on the
+    stack's first `pulumi up` that knows it, the same on every later one."""
+    return {var: SecretKey(name, size=32).value for var, name in STACK_KEYS.items()}

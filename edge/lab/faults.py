@@ -25,6 +25,7 @@ from typing import Any, Callable
 from edge import ROOT
 from edge.engines import docker_exec, facts
 from edge.lab import paths
+from edge.model.lab import Lab, Node
 from edge.model.scope import role_defaults
 from edge.model.state import ACTIVE, INJECTING, FaultRecord, StackState
 
@@ -70,8 +71,6 @@ Fault = FaultRecord
 
 # --- the faults: each kind injects (returning its restore data) and undoes ----------------------
 
-Node = dict[str, Any]
-
 
 @contextmanager
 def _as_fault(hint: str = "") -> Iterator[None]:
@@ -102,43 +101,43 @@ def _restore_routes(container) -> None:
         "restoring routes")
 
 
-def _stop(container, node: Node, outputs: dict, options: dict) -> dict:
+def _stop(container, node: Node, lab: Lab, options: dict) -> dict:
     container.stop()
     return {}
 
 
-def _kill(container, node: Node, outputs: dict, options: dict) -> dict:
+def _kill(container, node: Node, lab: Lab, options: dict) -> dict:
     container.kill()   # SIGKILL; an explicit kill is not restarted by the restart policy
     return {}
 
 
-def _start(container, fault: Fault, outputs: dict) -> None:
+def _start(container, fault: Fault, lab: Lab) -> None:
     container.start()   # edge-init installs the routes, supervisord the daemons and rulesets
 
 
-def _pause(container, node: Node, outputs: dict, options: dict) -> dict:
+def _pause(container, node: Node, lab: Lab, options: dict) -> dict:
     container.pause()
     return {}
 
 
-def _unpause(container, fault: Fault, outputs: dict) -> None:
+def _unpause(container, fault: Fault, lab: Lab) -> None:
     container.reload()
     if container.status == "paused":
         container.unpause()
 
 
-def _disconnect(container, node: Node, outputs: dict, options: dict) -> dict:
-    network = outputs["networks"][options["network"]]["docker_name"]
+def _disconnect(container, node: Node, lab: Lab, options: dict) -> dict:
+    network = lab.networks[options["network"]].docker_name
     if network not in container.attrs["NetworkSettings"]["Networks"]:
-        raise FaultError(f"{node['name']} is not connected to {options['network']} now: is a "
+        raise FaultError(f"{node.name} is not connected to {options['network']} now: is a "
                          "disconnect fault already active? (edge fault list)")
     docker_exec.client().networks.get(network).disconnect(container)
     # Docker gives the container a default route through the host's bridge on another network.
     _sh(container, NO_DEFAULT_ROUTE, "removing Docker's default route")
-    return {"docker_network": network, "address": node["addresses"][options["network"]]}
+    return {"docker_network": network, "address": node.addresses[options["network"]]}
 
 
-def _reconnect(container, fault: Fault, outputs: dict) -> None:
+def _reconnect(container, fault: Fault, lab: Lab) -> None:
     if fault.restore["docker_network"] not in container.attrs["NetworkSettings"]["Networks"]:
         docker_exec.client().networks.get(fault.restore["docker_network"]).connect(
             container, ipv4_address=fault.restore["address"], aliases=[fault.target])
@@ -146,12 +145,12 @@ def _reconnect(container, fault: Fault, outputs: dict) -> None:
     _restore_routes(container)
 
 
-def _netem(container, node: Node, outputs: dict, options: dict) -> dict:
-    address = node["addresses"][options["network"]]
+def _netem(container, node: Node, lab: Lab, options: dict) -> dict:
+    address = node.addresses[options["network"]]
     with _as_fault():
         iface = facts.interface_with(facts.IP_ADDR.gather(container), address)
     if iface is None:
-        raise FaultError(f"{node['container']} has no interface with {address} now: is a "
+        raise FaultError(f"{node.container} has no interface with {address} now: is a "
                          "disconnect fault active on it? (edge fault list)")
     tap = f"fault-{iface}"[:15]
     with _as_fault("Is another netem fault active on it? (edge fault list)"):
@@ -162,7 +161,7 @@ def _netem(container, node: Node, outputs: dict, options: dict) -> dict:
     return {"interface": iface, "tap": tap, "pid": int(said.split()[-1])}
 
 
-def _unnetem(container, fault: Fault, outputs: dict) -> None:
+def _unnetem(container, fault: Fault, lab: Lab) -> None:
     r = fault.restore
     # The clsact qdisc first, so no frame is redirected to a TAP that is going away; the pid is
     # killed only if it is still the agent (a restarted container reuses pids).
@@ -181,7 +180,7 @@ def _bits_per_s(rate: str) -> float:
     return float(number) * scale
 
 
-def _storage(container, node: Node, outputs: dict, options: dict) -> dict:
+def _storage(container, node: Node, lab: Lab, options: dict) -> dict:
     if options["mode"] == "gone":   # the file vanishes from the volume, as in 2011
         _sh(container, f"test -f {PAAS_DB} && test ! -e {PAAS_DB}{ASIDE} && "
                        f"mv {PAAS_DB} {PAAS_DB}{ASIDE}", f"moving {PAAS_DB} aside",
@@ -191,7 +190,7 @@ def _storage(container, node: Node, outputs: dict, options: dict) -> dict:
     return {"db": PAAS_DB, "write_version": int(old)}
 
 
-def _unstorage(container, fault: Fault, outputs: dict) -> None:
+def _unstorage(container, fault: Fault, lab: Lab) -> None:
     db = fault.restore["db"]
     if fault.options["mode"] == "gone":   # over an empty database a converge may have made
         _sh(container, f"test ! -e {db}{ASIDE} || mv {db}{ASIDE} {db}", f"putting {db} back")
@@ -205,7 +204,7 @@ def _python(container, program: str, *args: str) -> str:
         return docker_exec.python(container, program, *args).stdout.strip()
 
 
-def _flush(container, node: Node, outputs: dict, options: dict) -> dict:
+def _flush(container, node: Node, lab: Lab, options: dict) -> dict:
     # The role's table, not `nft flush ruleset`: that would also wipe the table Docker keeps in
     # the container for its DNS (iptables-nft rules nft cannot list back), so it could not be
     # undone. Without the table nothing filters: the firewall forwards and accepts everything.
@@ -215,8 +214,55 @@ def _flush(container, node: Node, outputs: dict, options: dict) -> dict:
     return {"file": NFT["nftables_file"]}
 
 
-def _reload_ruleset(container, fault: Fault, outputs: dict) -> None:
+def _reload_ruleset(container, fault: Fault, lab: Lab) -> None:
     _sh(container, f"nft -f {fault.restore['file']}", "reloading the ruleset")
+
+
+# The keystrokes of an operator at work on a live node (the 2011 replay done by hand): the
+# ruleset's rules flushed with the table left in place (its chains' drop policies then drop
+# everything), a role's daemon stopped through supervisord, one of the node's routes deleted.
+def _flush_table(container, node: Node, lab: Lab, options: dict) -> dict:
+    table = f"inet {NFT['nftables_table']}"
+    _sh(container, f"nft list table {table} >/dev/null && nft flush table {table}",
+        f"flushing table {table}", "Is a flush fault already active? (edge fault list)")
+    return {"file": NFT["nftables_file"]}
+
+
+# The daemon an operator stops on a node of each role: the one its service depends on.
+DAEMONS = {"loadbalancer": "haproxy", "dns": DNS["dns_program"], "resolver": "unbound"}
+
+
+def _stop_daemon(container, node: Node, lab: Lab, options: dict) -> dict:
+    program = DAEMONS[node.role]
+    with _as_fault():
+        state = facts.SUPERVISOR_STATUS.gather(container).get(program)
+    if state is None or state.state != "RUNNING":
+        raise FaultError(f"{node.container}: {program} is "
+                         f"{state.state if state else 'not supervised'}, not RUNNING: is a "
+                         "stop-daemon fault already active? (edge fault list)")
+    _sh(container, f"supervisorctl stop {program}", f"stopping {program}")
+    return {"program": program}
+
+
+def _start_daemon(container, fault: Fault, lab: Lab) -> None:
+    _sh(container, f"supervisorctl start {fault.restore['program']}",
+        f"starting {fault.restore['program']}")
+
+
+def _delete_route(container, node: Node, lab: Lab, options: dict) -> dict:
+    if not node.routes:
+        raise FaultError(f"{node.name} has no route of the topology to delete: pick a node "
+                         f"that has some ({', '.join(n for n, d in lab.nodes.items() if d.routes)})"
+                         ".")
+    route = node.routes[0]
+    _sh(container, f"ip route del {route}", f"deleting route {route}",
+        "Is a delete-route fault already active? (edge fault list)")
+    return {"route": route}
+
+
+def _replace_route(container, fault: Fault, lab: Lab) -> None:
+    _sh(container, f"ip route replace {fault.restore['route']}",
+        f"putting route {fault.restore['route']} back")
 
 
 def _bgp(container, asn: int, prefixes: list[str], withdraw: bool) -> None:
@@ -226,33 +272,33 @@ def _bgp(container, asn: int, prefixes: list[str], withdraw: bool) -> None:
         "withdrawing the prefix" if withdraw else "announcing the prefix again")
 
 
-def _withdraw(container, node: Node, outputs: dict, options: dict) -> dict:
+def _withdraw(container, node: Node, lab: Lab, options: dict) -> dict:
     with _as_fault():
         frr = facts.FRR_RUNNING_CONFIG.gather(container)
     if frr.asn is None or not frr.networks:
-        raise FaultError(f"{node['container']} announces no prefix over BGP: is a withdraw-prefix "
+        raise FaultError(f"{node.container} announces no prefix over BGP: is a withdraw-prefix "
                          "fault already active? (edge fault list)")
     _bgp(container, frr.asn, frr.networks, withdraw=True)
     return {"asn": frr.asn, "prefixes": frr.networks}
 
 
-def _announce(container, fault: Fault, outputs: dict) -> None:
+def _announce(container, fault: Fault, lab: Lab) -> None:
     _bgp(container, fault.restore["asn"], fault.restore["prefixes"], withdraw=False)
 
 
-def _break_zone(container, node: Node, outputs: dict, options: dict) -> dict:
-    zone = outputs["zone"]
+def _break_zone(container, node: Node, lab: Lab, options: dict) -> dict:
+    zone = lab.zone
     conf = _sh(container, f"cat {DNS['dns_named_conf']}", "reading named's configuration")
     block = re.search(rf'zone "{re.escape(zone)}" \{{(.*?)\n\}};', conf, re.S)
     if not block or not (path := re.search(r'\bfile "([^"]+)"', block.group(1))):
-        raise FaultError(f"{node['container']} serves no zone {zone}: converge the stack first.")
+        raise FaultError(f"{node.container} serves no zone {zone}: converge the stack first.")
     if re.search(r"\btype (secondary|slave);", block.group(1)):
         primary = re.search(r"\b(?:primaries|masters) \{\s*([\d.]+)", block.group(1))
-        holder = next((n for n, d in outputs["nodes"].items() if primary and
-                       primary.group(1) in d["addresses"].values()), "the primary")
-        raise FaultError(f"break-zone needs the name server holding the zone file: {node['name']} "
+        holder = next((n for n, d in lab.nodes.items() if primary and
+                       primary.group(1) in d.addresses.values()), "the primary")
+        raise FaultError(f"break-zone needs the name server holding the zone file: {node.name} "
                          f"is a secondary and would transfer a fresh copy from {holder} at once. "
-                         f"Break the zone on {holder}, or stop {node['name']}.")
+                         f"Break the zone on {holder}, or stop {node.name}.")
     file = path.group(1)
     # A reload keeps serving the old zone when the new file is broken; a restart loads nothing.
     _sh(container, f"test ! -e {file}{ASIDE} && cp -p {file} {file}{ASIDE} && "
@@ -262,29 +308,29 @@ def _break_zone(container, node: Node, outputs: dict, options: dict) -> dict:
     return {"file": file, "zone": zone}
 
 
-def _repair_zone(container, fault: Fault, outputs: dict) -> None:
+def _repair_zone(container, fault: Fault, lab: Lab) -> None:
     file = fault.restore["file"]
     _sh(container, f"test ! -e {file}{ASIDE} || mv {file}{ASIDE} {file}; "
                    f"rndc reload {fault.restore['zone']}", f"restoring {file}")
 
 
-def _shift(container, node: Node, outputs: dict, options: dict) -> dict:
+def _shift(container, node: Node, lab: Lab, options: dict) -> dict:
     with _as_fault():
-        paths.shift(outputs, node["name"])  # every route through a sibling router, through this one
+        paths.shift(lab, node.name)  # every route through a sibling router, through this one
     return {}
 
 
-def _unshift(container, fault: Fault, outputs: dict) -> None:
+def _unshift(container, fault: Fault, lab: Lab) -> None:
     with _as_fault():
-        paths.restore(outputs)
+        paths.restore(lab)
 
 
 @dataclass(frozen=True)
 class Kind:
     """How to inject and undo one kind of fault, and what it may be asked for."""
 
-    inject: Callable[[Any, Node, dict, dict], dict]   # (container, node, outputs, options)
-    undo: Callable[[Any, Fault, dict], None]           # (container, fault, outputs)
+    inject: Callable[[Any, Node, Lab, dict], dict]    # (container, node, lab, options)
+    undo: Callable[[Any, Fault, Lab], None]            # (container, fault, lab)
     roles: frozenset[str] | None = None                # the roles it applies to (None: any)
     options: frozenset[str] = frozenset()
     required: frozenset[str] = frozenset()
@@ -302,6 +348,9 @@ KINDS: dict[str, Kind] = {
     "flush-firewall": Kind(_flush, _reload_ruleset, frozenset({"firewall", "border"})),
     "withdraw-prefix": Kind(_withdraw, _announce, frozenset({"firewall"})),
     "break-zone": Kind(_break_zone, _repair_zone, frozenset({"dns"})),
+    "flush-table": Kind(_flush_table, _reload_ruleset, frozenset({"firewall", "border"})),
+    "stop-daemon": Kind(_stop_daemon, _start_daemon, frozenset(DAEMONS)),
+    "delete-route": Kind(_delete_route, _replace_route),
     # The traffic shift of the AWS 2011 replay: outside traffic onto this (slow) border path.
     "shift": Kind(_shift, _unshift, frozenset({"border"})),
 }
@@ -309,31 +358,29 @@ KINDS: dict[str, Kind] = {
 
 # --- checking the request, before anything changes --------------------------------------------
 
-def _checked(kind: str, target: str, outputs: dict, options: dict) -> tuple[Node, dict]:
+def _checked(kind: str, target: str, lab: Lab, options: dict) -> tuple[Node, dict]:
     """The target node and the options, or FaultError naming what is wrong and the fix."""
     if kind not in KINDS:
         raise FaultError(f"unknown fault kind '{kind}'. Use one of: {', '.join(KINDS)}.")
-    nodes = outputs.get("nodes") or {}
-    if target not in nodes:
-        raise FaultError(f"no node '{target}' in stack '{outputs.get('stack')}'"
-                         + (f". Use one of: {', '.join(sorted(nodes))}." if nodes
-                            else ": it is not up (edge up)."))
-    node = {"name": target, **nodes[target]}
+    if target not in lab.nodes:
+        raise FaultError(f"no node '{target}' in stack '{lab.stack}'. Use one of: "
+                         f"{', '.join(sorted(lab.nodes))}.")
+    node = lab.nodes[target]
     roles, allowed, required = KINDS[kind].roles, KINDS[kind].options, KINDS[kind].required
-    if roles is not None and node["role"] not in roles:
-        fits = ", ".join(sorted(n for n, d in nodes.items() if d["role"] in roles)) or "none"
-        raise FaultError(f"{kind} does not apply to {target} (role {node['role']}): it applies to "
+    if roles is not None and node.role not in roles:
+        fits = ", ".join(sorted(n for n, d in lab.nodes.items() if d.role in roles)) or "none"
+        raise FaultError(f"{kind} does not apply to {target} (role {node.role}): it applies to "
                          f"nodes of role {' or '.join(sorted(roles))}: {fits}.")
     options = {k: v for k, v in options.items() if v is not None}
     if unknown := sorted(set(options) - allowed):
         raise FaultError(f"{kind} takes no option {', '.join(unknown)}"
                          + (f"; its options: {', '.join(sorted(allowed))}." if allowed else "."))
-    networks = ", ".join(sorted(node["addresses"]))
+    networks = ", ".join(sorted(node.addresses))
     if missing := sorted(required - set(options)):
         raise FaultError(f"{kind} needs option {', '.join(missing)}"
                          + (f": one of {target}'s networks ({networks})." if "network" in missing
                             else f": one of {', '.join(STORAGE_MODES)}."))
-    if "network" in options and options["network"] not in node["addresses"]:
+    if "network" in options and options["network"] not in node.addresses:
         raise FaultError(f"{target} is not on network '{options['network']}': it is on "
                          f"{networks}.")
     if kind == "storage" and options["mode"] not in STORAGE_MODES:
@@ -365,31 +412,31 @@ def _netem_options(options: dict) -> dict:
 
 def _container(node: Node):
     try:
-        return docker_exec.container(node["container_id"])
+        return docker_exec.container(node.container_id)
     except docker_exec.ContainerUnavailable:
-        raise FaultError(f"container {node['container']} of {node['name']} is gone: "
+        raise FaultError(f"container {node.container} of {node.name} is gone: "
                          "bring the stack up again (edge up).") from None
 
 
 # --- the API -----------------------------------------------------------------------------------
 
-def inject(kind: str, target: str, outputs: dict, options: dict | None = None,
+def inject(kind: str, target: str, lab: Lab, options: dict | None = None,
            state_dir: Path | None = None) -> Fault:
-    """Do fault `kind` to node `target` of the stack whose outputs are given; returns the Fault
+    """Do fault `kind` to node `target` of the stack `lab`; returns the Fault
     to later `undo`. Bad input raises FaultError and changes nothing. With `state_dir` the fault
     is recorded there before anything changes (`injecting`), then marked `active` with its
     restore data; a failed injection (its kind's checks refused) forgets the record again."""
-    node, options = _checked(kind, target, outputs, dict(options or {}))
+    node, options = _checked(kind, target, lab, dict(options or {}))
     container = _container(node)
     if container.status != "running":
         raise FaultError(f"{target} is {container.status}, not running: a fault may be active on "
                          "it already (edge fault list), or start it (edge fault clear / edge up).")
     if state_dir is None:
-        return Fault(kind, target, options, KINDS[kind].inject(container, node, outputs, options))
+        return Fault(kind, target, options, KINDS[kind].inject(container, node, lab, options))
     store = StackState(state_dir)
     pending = store.add_fault(Fault(kind, target, options, status=INJECTING))
     try:
-        restore = KINDS[kind].inject(container, node, outputs, options)
+        restore = KINDS[kind].inject(container, node, lab, options)
     except Exception:
         store.forget_fault(pending)
         raise
@@ -398,20 +445,19 @@ def inject(kind: str, target: str, outputs: dict, options: dict | None = None,
     return fault
 
 
-def undo(fault: Fault, outputs: dict) -> None:
+def undo(fault: Fault, lab: Lab) -> None:
     """Put back what `inject` changed; safe to repeat."""
-    if fault.target not in outputs.get("nodes", {}):
-        raise FaultError(f"cannot undo {fault}: stack '{outputs.get('stack')}' has no node "
+    if fault.target not in lab.nodes:
+        raise FaultError(f"cannot undo {fault}: stack '{lab.stack}' has no node "
                          f"{fault.target} any more. Forget it by removing it from faults.json.")
-    node = {"name": fault.target, **outputs["nodes"][fault.target]}
     try:
-        KINDS[fault.kind].undo(_container(node), fault, outputs)
+        KINDS[fault.kind].undo(_container(lab.nodes[fault.target]), fault, lab)
     except KeyError as missing:
         if fault.status != INJECTING:
             raise
         raise FaultError(f"cannot undo {fault}: it never became active, so what undoing it needs "
                          f"({missing}) was not recorded. If that process is gone, bring "
-                         f"{fault.target} back (`edge up --stack {outputs.get('stack')}`), then "
+                         f"{fault.target} back (`edge up --stack {lab.stack}`), then "
                          "forget the fault by removing it from faults.json.") from None
 
 
@@ -425,14 +471,14 @@ def active(state_dir: Path) -> list[Fault]:
     return StackState(state_dir).faults()
 
 
-def clear(state_dir: Path, outputs: dict) -> list[Fault]:
+def clear(state_dir: Path, lab: Lab) -> list[Fault]:
     """Undo every recorded fault, newest first, and forget each once undone; returns them. If an
     undo fails, its error is raised and the faults not yet undone stay recorded."""
     store = StackState(state_dir)
     remaining = store.faults()
     undone = []
     while remaining:
-        undo(remaining[-1], outputs)
+        undo(remaining[-1], lab)
         store.forget_fault(remaining[-1])
         undone.append(remaining.pop())
     return undone

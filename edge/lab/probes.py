@@ -72,7 +72,8 @@ def run_flows(flows: list[Flow], client: docker.DockerClient | None = None) -> l
         batch = by_vantage[container]
         payload = json.dumps([{"kind": f.kind, **f.params} for f in batch])
         try:
-            raws = json.loads(docker_exec.python(container, AGENT, payload, engine=client).stdout)
+            raws = json.loads(docker_exec.python(container, AGENT, payload, engine=client,
+                                                  user="nobody").stdout)
         except (docker_exec.ExecError, json.JSONDecodeError):
             raws = None
         if raws is None:   # the vantage point itself is gone: every flow from it failed

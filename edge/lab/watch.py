@@ -57,8 +57,10 @@ from typing import Any, Callable
 import docker
 
 from edge.engines.processes import OWNER_ENV, owner_mark
+from edge.lab.drift_watch import DriftWatch
 from edge.lab.events import Alarm, Event, Sample
 from edge.lab.probes import AGENT, judge
+from edge.lab.signing import signed_headers
 from edge.model.contract import Contract, Flow
 
 EXTERNAL, DEGRADED, INTERNAL = "EXTERNAL OUTAGE", "DEGRADED", "INTERNAL"
@@ -349,11 +351,15 @@ def json_sink(path: str) -> Sink:
     return sink
 
 
-def webhook_sink(url: str, timeout_s: float = 2.0) -> Sink:
+def webhook_sink(url: str, key: bytes | None = None, timeout_s: float = 2.0) -> Sink:
     """POST each alarm, recovering and clear as JSON to `url`, off the probing path (a thread
-    per post)."""
+    per post). With a `key` each POST is signed (edge/lab/signing.py: X-Edge-Timestamp and
+    X-Edge-Signature), so the receiver can refuse forged and replayed alarms."""
     def post(body: bytes) -> None:
-        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers |= signed_headers(key, body)   # signed when sent, not when queued
+        request = urllib.request.Request(url, body, headers)
         try:
             urllib.request.urlopen(request, timeout=timeout_s).close()
         except OSError as err:
@@ -370,7 +376,8 @@ def webhook_sink(url: str, timeout_s: float = 2.0) -> Sink:
 class Watcher:
     """Probe `flows` continuously from their vantage containers until stopped: the must-work
     ones (`flows` after construction) every `interval_s`, the must-block ones (`block_flows`,
-    none when `block_interval_s` is 0) every `block_interval_s`."""
+    none when `block_interval_s` is 0) every `block_interval_s`. With `drift`, nodes changed by
+    hand raise DRIFT alarms through the same sinks (edge/lab/drift_watch.py)."""
 
     flows: list[Flow]
     contract: Contract
@@ -380,6 +387,7 @@ class Watcher:
     samples: list[Sample] = field(default_factory=list)     # of the must-work flows
     events: list[Event] = field(default_factory=list)
     started: float = 0.0
+    drift: DriftWatch | None = None
 
     def __post_init__(self) -> None:
         self.block_flows = [f for f in self.flows if f.must == "block"] \
@@ -402,14 +410,18 @@ class Watcher:
             payload = json.dumps([self._agent_flow(f) for f in flows])
             # The owner mark: an agent whose edge was killed (SIGKILL gives the watcher no
             # chance to stop it) is found and stopped by the next edge command.
+            # As `nobody`: the agent only opens sockets to lab addresses (no low port, no raw
+            # socket), so it needs no privilege in the container.
             exec_id = self.client.api.exec_create(container, [
                 "python3", "-c", AGENT, payload, str(self.thresholds.interval_s),
-                str(AGENT_LIMIT_S)], environment={OWNER_ENV: owner_mark()})["Id"]
+                str(AGENT_LIMIT_S)], environment={OWNER_ENV: owner_mark()}, user="nobody")["Id"]
             self._execs.append(exec_id)
             stream = self.client.api.exec_start(exec_id, stream=True)
             thread = threading.Thread(target=self._read, args=(flows, stream), daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.drift is not None:
+            self.drift.start(self.raise_alarm)
         return self
 
     def _agent_flow(self, flow: Flow) -> dict[str, Any]:
@@ -427,6 +439,8 @@ class Watcher:
     def stop(self) -> None:
         """Stop the agents (their processes are killed, not left to run out their limit)."""
         self._stop.set()
+        if self.drift is not None:
+            self.drift.stop()
         try:
             pids = self.agent_pids()
         except docker.errors.APIError:      # the engine is gone: so are the agents
@@ -452,6 +466,11 @@ class Watcher:
         """Put a marker on the timeline (fault injected, restored, change applied...)."""
         with self._lock:
             return self._emit(Event(self.now(), kind, note))
+
+    def raise_alarm(self, kind: str, alarm: Alarm) -> Event:
+        """An alarm (or its clear) found outside the probes (a DRIFT), to the same sinks."""
+        with self._lock:
+            return self._emit(Event(self.now(), kind, alarm=alarm))
 
     def _emit(self, event: Event) -> Event:
         self.events.append(event)

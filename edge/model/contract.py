@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.model.datafile import Mapping, Reader, load_checked
+from edge.model.lab import Lab
 
 KINDS = ("dns", "http", "tcp")
 MUSTS = ("work", "block")
@@ -105,40 +106,38 @@ def _target(r: Reader, spec: Mapping, key: str, field_: str) -> None:
                "Name the role and the network whose addresses the flow goes to.", key)
 
 
-def _nodes_of(outputs: dict[str, Any], target: dict[str, str]) -> list[tuple[str, str]]:
+def _nodes_of(lab: Lab, target: dict[str, str]) -> list[tuple[str, str]]:
     """(node, address) of every node with the target's role, on the target's network."""
-    nodes = outputs["nodes"]
-    return sorted((name, node["addresses"][target["network"]]) for name, node in nodes.items()
-                  if node["role"] == target["role"] and target["network"] in node["addresses"])
+    return [(node.name, node.addresses[target["network"]]) for node in lab.with_role(target["role"])
+            if target["network"] in node.addresses]
 
 
-def expand(contract: Contract, outputs: dict[str, Any]) -> list[Flow]:
+def expand(contract: Contract, lab: Lab) -> list[Flow]:
     """The contract's flows bound to one stack's nodes and addresses."""
-    zone = outputs["zone"]
     flows = []
     for rule in contract.rules:
         kind = next(k for k in KINDS if k in rule)
         spec = dict(rule[kind])
         vantage = rule["from"]
-        if vantage not in outputs["nodes"]:
+        if vantage not in lab.nodes:
             raise ContractError(f"{contract.path}:{rule.line}: flows.{rule['name']}.from: no "
-                                f"node '{vantage}' in stack '{outputs.get('stack')}'. Name a node "
+                                f"node '{vantage}' in stack '{lab.stack}'. Name a node "
                                 "of the topology.")
         timeout = contract.timeout_s if rule["must"] == "work" else contract.block_timeout_s
         expect = dict(rule.get("expect") or {})
         if isinstance(expect.get("answers"), dict):
-            expect["answers"] = sorted(a for _, a in _nodes_of(outputs, expect["answers"]))
+            expect["answers"] = sorted(a for _, a in _nodes_of(lab, expect["answers"]))
         key = "server" if kind == "dns" else "to"
-        targets = _nodes_of(outputs, spec.pop(key))
+        targets = _nodes_of(lab, spec.pop(key))
         if not targets:
             raise ContractError(f"{contract.path}:{rule.line}: flows.{rule['name']}: no node "
-                                f"matches its {key} in stack '{outputs.get('stack')}'.")
+                                f"matches its {key} in stack '{lab.stack}'.")
         for node, address in targets:
-            params = {k: v.format(zone=zone) if isinstance(v, str) else v
+            params = {k: v.format(zone=lab.zone) if isinstance(v, str) else v
                       for k, v in spec.items()}
             params |= {"server" if kind == "dns" else "address": address, "timeout": timeout}
             service = rule.get("service", rule["name"]) if rule["must"] == "work" else ""
             flows.append(Flow(f"{rule['name']}@{node}", rule["name"], vantage,
-                              outputs["nodes"][vantage]["container"], kind, rule["must"],
+                              lab.nodes[vantage].container, kind, rule["must"],
                               params, expect, node, service))
     return flows

@@ -30,10 +30,6 @@ LABEL_ROLE = "edge-testbed.role"
 # Which run made an object (test sessions, benchmarks): lets a run remove its own leftovers and
 # those of runs that died, never those of a run still going. User stacks carry none.
 LABEL_RUN = "edge-testbed.run"
-# NET_ADMIN lets edge-init install routes and the firewall load nftables; routers also run FRR,
-# whose zebra needs SYS_ADMIN.
-BASE_CAPABILITIES = ("NET_ADMIN", "NET_RAW")
-ROUTER_CAPABILITIES = ("SYS_ADMIN",)
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ class NodePlan:
     dns: tuple[str, ...]
     volumes: dict[str, str]                       # docker volume name -> mount point
     sysctls: dict[str, str]
-    capabilities: tuple[str, ...]
+    capabilities: tuple[str, ...]                 # its role's, from the topology (sorted)
     link: Link | None                             # shaping of its interfaces (roles/link)
 
 
@@ -147,16 +143,14 @@ def stack_plan(topology: Topology, stack: str, slot: int, purpose: str = "lab",
         # Docker turns forwarding on in every container; only routers may forward (a dual-homed
         # load balancer must never be a path from the dmz into the PaaS network).
         sysctls = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv4.ip_forward": "0"}
-        capabilities = BASE_CAPABILITIES
         if role.forwarding:
             sysctls |= {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0"}
-            capabilities += ROUTER_CAPABILITIES
         nodes[node.name] = NodePlan(
             name=node.name, role=node.role, tier=role.tier, ansible_role=role.ansible_role,
             container_name=f"{prefix}-{node.name}", hostname=node.name,
             addresses={net: shift(a, topology, slot) for net, a in node.addresses.items()},
             routes=tuple(routes), dns=tuple(dns),
             volumes={volumes[v]: mount for v, mount in node.volumes.items()},
-            sysctls=sysctls, capabilities=capabilities, link=node.link,
+            sysctls=sysctls, capabilities=tuple(sorted(role.capabilities)), link=node.link,
         )
     return StackPlan(stack, slot, purpose, topology.zone, networks, volumes, nodes, run)

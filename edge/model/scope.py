@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from edge.model.change import Change
+from edge.model.lab import Lab
 
 EVERYONE = ("link",)      # roles site.yml runs on every host
 
@@ -71,12 +72,12 @@ def touched_roles(change: Change, files: list[str], roles: Path) -> set[str] | N
     return None if found & set(EVERYONE) else found
 
 
-def hosts(change: Change, files: list[str], outputs: dict, roles: Path) -> list[str] | None:
+def hosts(change: Change, files: list[str], lab: Lab, roles: Path) -> list[str] | None:
     """The stack's hosts the change can touch (None: all of them). Nodes the change stops are
     not in it: stopping is infrastructure, not configuration."""
     wanted = touched_roles(change, files, roles)
     if wanted is None:
         return None
     closure = role_closure(roles)
-    return sorted(name for name, node in outputs["nodes"].items()
-                  if closure.get(node["ansible_role"], {node["ansible_role"]}) & wanted)
+    return sorted(name for name, node in lab.nodes.items()
+                  if closure.get(node.ansible_role, {node.ansible_role}) & wanted)

@@ -7,12 +7,13 @@ anything is created.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.model.datafile import Mapping, Reader, load_checked
+from edge.model.datafile import Mapping, Reader, kind, load_checked
 
 PUBLIC_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 INTERNAL_RANGE = ipaddress.IPv4Network("10.0.0.0/8")
@@ -24,6 +25,18 @@ FORBIDDEN = tuple(
 RATE_RE = re.compile(r"^([1-9][0-9]*)(kbit|mbit|gbit)$")
 RATE_KBIT = {"kbit": 1, "mbit": 1000, "gbit": 1000 * 1000}
 MAX_DELAY_MS = 10_000
+# The Linux capabilities, as Docker's cap_add writes them (capabilities(7) without CAP_). A role
+# is granted exactly the ones its `capabilities:` lists, each with why it needs it.
+CAPABILITIES = frozenset({
+    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER",
+    "KILL", "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN",
+    "NET_BIND_SERVICE", "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP",
+    "SETUID", "SYSLOG", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE",
+    "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG",
+    "WAKE_ALARM",
+})
+ROLE_KEYS = ("tier", "forwarding", "ansible_role", "capabilities")
 
 
 class TopologyError(ValueError):
@@ -32,12 +45,14 @@ class TopologyError(ValueError):
 
 @dataclass(frozen=True)
 class Role:
-    """What a role means to the infrastructure: its tier and whether it forwards packets."""
+    """What a role means to the infrastructure: its tier, whether it forwards packets, and the
+    Linux capabilities its containers get beyond Docker's defaults (name -> why it needs it)."""
 
     name: str
     tier: str
     forwarding: bool
     ansible_role: str   # the Ansible role that configures it (several node roles may share one)
+    capabilities: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -142,8 +157,13 @@ def _validate(r: Reader, doc: Mapping) -> Topology:
         if not isinstance(spec, dict) or not isinstance(spec.get("tier"), str):
             r.fail(role_map, f"roles.{name}", "a role needs a `tier` (text)",
                    "Write e.g. `border: {tier: routing, forwarding: true}`.", name)
+        for key in spec:
+            if key not in ROLE_KEYS:
+                r.fail(spec, f"roles.{name}.{key}", "unknown role setting",
+                       f"Use only: {', '.join(ROLE_KEYS)}.", str(key))
         roles[name] = Role(name, spec["tier"], bool(spec.get("forwarding", False)),
-                           str(spec.get("ansible_role", name)))
+                           str(spec.get("ansible_role", name)),
+                           _capabilities(r, spec, f"roles.{name}"))
 
     networks: dict[str, Network] = {}
     net_map = r.mapping(doc, "networks", "networks")
@@ -171,6 +191,36 @@ def _validate(r: Reader, doc: Mapping) -> Topology:
     nodes = _validate_nodes(r, r.mapping(doc, "nodes", "nodes"), roles, networks, volumes)
     return Topology(r.path, zone, public, internal, dict(slot_map), roles, networks, volumes,
                     nodes)
+
+
+def _capabilities(r: Reader, spec: Mapping, field: str) -> dict[str, str]:
+    """A role's `capabilities: {NAME: why}`: required, so that every privilege a container gets
+    beyond Docker's defaults is written down with its reason, and none is granted by habit."""
+    where = f"{field}.capabilities"
+    shape = ("Write `capabilities:` with one indented `NAME: what fails without it` line per "
+             "capability, e.g. `NET_ADMIN: edge-init installs the topology's routes` "
+             "(`capabilities: {}` for none).")
+    caps = spec.get("capabilities")
+    if not isinstance(caps, dict):
+        r.fail(spec, where, "a role must say which Linux capabilities its containers get and "
+               f"why (found {kind(caps)})", shape, "capabilities")
+    for cap, why in caps.items():
+        if cap not in CAPABILITIES:
+            bare = str(cap).upper().removeprefix("CAP_")
+            close = ([bare] if bare in CAPABILITIES
+                     else difflib.get_close_matches(bare, sorted(CAPABILITIES), n=1))
+            hint = f"Did you mean {close[0]}? " if close else ""
+            r.fail(caps, f"{where}.{cap}", f"unknown capability '{cap}'",
+                   f"{hint}Write a Linux capability as Docker's cap_add does: upper case, "
+                   "without CAP_, e.g. NET_ADMIN (see capabilities(7)).", str(cap))
+        if not isinstance(why, str) or not why.strip():
+            r.fail(caps, f"{where}.{cap}", f"no `why` (found {kind(why)})",
+                   f"Say on the same line what fails without it: `{cap}: <what needs it>`.",
+                   str(cap))
+        if "\n" in why.strip():
+            r.fail(caps, f"{where}.{cap}", "the `why` is more than one line",
+                   "Say it in one line; longer reasons belong in a comment above it.", str(cap))
+    return {cap: why.strip() for cap, why in caps.items()}
 
 
 def _validate_nodes(r: Reader, node_map: Mapping, roles: dict[str, Role],

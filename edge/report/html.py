@@ -7,25 +7,26 @@ browser or CI artifact viewer shows without fetching anything.
 from __future__ import annotations
 
 import html
-from typing import Any
 
-from edge.workflow.staged import Preview
+from edge.model.lab import Lab
+from edge.workflow.staged import Preview, address_names, said
 
 NETWORK_ORDER = ["internet", "transit", "dmz", "paas"]
 COLUMN_W, ROW_H, TOP, LEFT = 150, 62, 70, 40
 BOX_W, BOX_H = 120, 36
-BROKEN = {"outage": "#c62828", "redundancy-lost": "#ef6c00", "security-regression": "#6a1b9a"}
+BROKEN = {"outage": "#c62828", "partial-outage": "#d84315", "redundancy-lost": "#ef6c00",
+          "security-regression": "#6a1b9a"}
 
 
-def _layout(outputs: dict[str, Any]) -> tuple[dict[str, int], dict[str, tuple[float, float]]]:
+def _layout(lab: Lab) -> tuple[dict[str, int], dict[str, tuple[float, float]]]:
     """x of each network's bus; (x, y) of each node, placed between the networks it joins."""
-    names = list(outputs.get("networks") or {})
+    names = list(lab.networks)
     order = [n for n in NETWORK_ORDER if n in names] + [n for n in names if n not in NETWORK_ORDER]
     bus_x = {net: LEFT + 20 + i * 3 * COLUMN_W for i, net in enumerate(order)}
     slots: dict[float, int] = {}
     where = {}
-    for name, node in sorted(outputs["nodes"].items()):
-        xs = [bus_x[n] for n in node["addresses"] if n in bus_x]
+    for name, node in sorted(lab.nodes.items()):
+        xs = [bus_x[n] for n in node.addresses if n in bus_x]
         # A node on one network hangs right of its bus; a node joining two sits between them.
         x = sum(xs) / len(xs) if len(xs) > 1 else xs[0] + COLUMN_W * 0.55
         row = slots.get(x, 0)
@@ -34,11 +35,13 @@ def _layout(outputs: dict[str, Any]) -> tuple[dict[str, int], dict[str, tuple[fl
     return bus_x, where
 
 
-def topology_svg(outputs: dict[str, Any], broken: list[tuple[str, str, str, str]]) -> str:
+def topology_svg(lab: Lab, broken: list[tuple[str, str, str, str]],
+                 marked: frozenset[str] = frozenset()) -> str:
     """SVG of networks (vertical buses), nodes, and broken flows as coloured arrows.
 
-    `broken` holds (vantage, target, kind, label) tuples."""
-    bus_x, where = _layout(outputs)
+    `broken` holds (vantage, target, kind, label) tuples; `marked` nodes lost something no
+    flow shows (a redundant set's member, the zone's agreement) and are filled as broken."""
+    bus_x, where = _layout(lab)
     height = max((y for _, y in where.values()), default=TOP) + BOX_H + 20
     width = max(bus_x.values(), default=LEFT) + COLUMN_W + LEFT
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -46,14 +49,14 @@ def topology_svg(outputs: dict[str, Any], broken: list[tuple[str, str, str, str]
              '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="7" refY="4" '
              'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="context-stroke"/></marker></defs>']
     for net, x in bus_x.items():
-        subnet = (outputs["networks"][net] or {}).get("subnet", "")
+        subnet = lab.networks[net].subnet
         parts.append(f'<line x1="{x}" y1="{TOP}" x2="{x}" y2="{height - 20}" stroke="#90a4ae" '
                      f'stroke-width="4"/><text x="{x}" y="{TOP - 22}" text-anchor="middle" '
                      f'font-weight="bold">{html.escape(net)}</text><text x="{x}" y="{TOP - 8}" '
                      f'text-anchor="middle" fill="#607d8b">{html.escape(subnet)}</text>')
-    for name, node in sorted(outputs["nodes"].items()):
+    for name, node in sorted(lab.nodes.items()):
         x, y = where[name]
-        for net in node["addresses"]:
+        for net in node.addresses:
             if net in bus_x:
                 parts.append(f'<line x1="{bus_x[net]}" y1="{y}" x2="{x}" y2="{y}" '
                              'stroke="#90a4ae" stroke-width="2"/>')
@@ -65,15 +68,15 @@ def topology_svg(outputs: dict[str, Any], broken: list[tuple[str, str, str, str]
                          f'{y2 + 50} {x2},{y2}" fill="none" stroke="{colour}" stroke-width="2.5" '
                          f'stroke-dasharray="6,4" marker-end="url(#arrow)">'
                          f'<title>{html.escape(label)}</title></path>')
-    down = {t for _, t, k, _ in broken if k in ("outage", "redundancy-lost")}
-    for name, node in sorted(outputs["nodes"].items()):
+    down = {t for _, t, k, _ in broken if k != "security-regression"} | marked
+    for name, node in sorted(lab.nodes.items()):
         x, y = where[name]
         fill = "#ffebee" if name in down else "#e3f2fd"
         parts.append(f'<rect x="{x - BOX_W / 2}" y="{y - BOX_H / 2}" width="{BOX_W}" '
                      f'height="{BOX_H}" rx="6" fill="{fill}" stroke="#37474f"/>'
                      f'<text x="{x}" y="{y - 2}" text-anchor="middle" font-weight="bold">'
                      f'{html.escape(name)}</text><text x="{x}" y="{y + 12}" '
-                     f'text-anchor="middle" fill="#546e7a">{html.escape(node["role"])}</text>')
+                     f'text-anchor="middle" fill="#546e7a">{html.escape(node.role)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -105,16 +108,21 @@ def live_config_said(p: Preview) -> str:
 
 def preview_html(p: Preview) -> str:
     """The whole report: verdict, reasons, topology with broken paths, and the flow matrix."""
-    broken = [(d.vantage, d.target, d.kind, f"{d.flow}: {d.before} -> {d.after}")
-              for d in p.deltas if d.kind in BROKEN]
+    broken = [(d.vantage, d.target, d.kind, d.describe()) for d in p.deltas if d.kind in BROKEN]
+    marked = frozenset(f.node for f in p.invariants if f.node)
     colour = {"SAFE": "#2e7d32", "UNSAFE": "#c62828"}.get(p.verdict, "#6d4c41")
     before = {r.flow.name: r for r in p.baseline}
+    names = address_names(p.topology)
     matrix = [("flow", "from", "must", "before", "after", "verdict")]
     for r in p.after:
         was = before.get(r.flow.name)
         matrix.append((r.flow.name, r.flow.vantage, r.flow.must,
-                       was.outcome if was else "-", r.outcome, "ok" if r.ok else r.reason))
+                       said(was, names) if was else "-", said(r, names),
+                       "ok" if r.ok else r.reason))
     reasons = "".join(f"<li>{html.escape(x)}</li>" for x in p.reasons) or "<li>no flow broke</li>"
+    held = ("<p>" + ("; ".join(html.escape(f.reason) for f in p.invariants)
+                     or "no member of a redundant set the roles declare was lost, and the name "
+                     "servers agree") + "</p>") if p.after else ""
     legend = " ".join(f'<span style="color:{c}">&#9632; {k}</span>' for k, c in BROKEN.items())
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>edge preview {p.change.digest}: {p.verdict}</title>
@@ -128,7 +136,10 @@ th{{background:#eceff1}}.verdict{{color:#fff;background:{colour};padding:4px 10p
 <b>{html.escape(p.staging)}</b>; {", ".join(f"{k} {v:.1f}s" for k, v in p.seconds.items())}</p>
 <ul>{reasons}</ul>
 <h2>Topology and broken paths</h2><p>{legend}</p>
-{topology_svg(p.topology, broken) if p.topology else "<p>(the preview stopped before staging)</p>"}
+{topology_svg(p.topology, broken, marked) if p.topology
+   else "<p>(the preview stopped before staging)</p>"}
+<h2>Besides the flows: redundancy and agreement the roles declare</h2>
+{held}
 <h2>Contract flows, before and after the change</h2>
 {_table(matrix)}
 </body></html>

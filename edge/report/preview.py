@@ -9,7 +9,13 @@ from xml.etree import ElementTree as ET
 
 from edge.report.html import preview_html
 from edge.report.table import text_table
-from edge.workflow.staged import Preview
+from edge.workflow.staged import BROKE, HEADS, FlowDelta, Preview
+
+
+def _cells(d: FlowDelta) -> tuple[str, str, str]:
+    """A delta's before and after in words, and the share of the entry's addresses it
+    affects (for breakage only)."""
+    return d.was or d.before, d.now or d.after, d.share if d.kind in BROKE else ""
 
 
 def preview_table(p: Preview) -> str:
@@ -26,12 +32,17 @@ def preview_table(p: Preview) -> str:
         lines.append("would change on the live stack: " + ", ".join(
             f"{host} ({n})" for host, n in sorted(p.static_diffs.items())))
     if p.deltas:
-        rows = [("FLOW", "FROM", "MUST", "CHANGE", "BEFORE", "AFTER", "WHERE IT DIES")]
-        rows += [(d.flow, d.vantage, d.must, d.kind, d.before, d.after, d.where)
-                 for d in p.deltas]
+        rows = [("FLOW", "FROM", "MUST", "CHANGE", "BEFORE", "AFTER", "AFFECTS",
+                 "WHERE IT DIES")]
+        rows += [(d.flow, d.vantage, d.must, d.kind, *_cells(d), d.where) for d in p.deltas]
         lines.append(text_table(rows))
     elif p.after:
         lines.append(f"no flow changed ({len(p.after)} contract flows measured before and after)")
+    if p.after and not p.invariants:
+        lines.append("besides the flows: no member of a redundant set the roles declare was "
+                     "lost, and the name servers agree")
+    lines += [f"not compared (unreadable on '{p.staging}' before the change): {note}"
+              for note in p.unread]
     lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in p.seconds.items()))
     return "\n".join(lines)
 
@@ -52,6 +63,7 @@ def preview_json(p: Preview) -> dict:
         "staging": p.staging, "infra_steps": p.infra_steps, "scope": p.scope,
         "policy": p.policy, "static_diffs": p.static_diffs,
         "deltas": [asdict(d) for d in p.deltas],
+        "invariants": [asdict(f) for f in p.invariants], "unread": p.unread,
         "baseline": [result(r) for r in p.baseline], "after": [result(r) for r in p.after],
         "seconds": p.seconds,
     }
@@ -59,7 +71,8 @@ def preview_json(p: Preview) -> dict:
 
 def preview_junit(p: Preview) -> str:
     """One test case per contract flow after the change (a broken one carries its reason), one
-    per firewall policy finding, and the verdict itself, so the suite is red exactly when
+    per broken invariant the roles declare, one per firewall policy finding, and the verdict
+    itself, so the suite is red exactly when
     `edge preview` exits non-zero: an UNSAFE change that breaks no flow (it does not apply)
     fails the verdict case, and an ERROR is an `<error>`, whatever was measured before it.
     The counts are taken from the cases written, so `tests`, `failures` and `errors` always
@@ -71,9 +84,13 @@ def preview_junit(p: Preview) -> str:
         case = ET.SubElement(suite, "testcase", classname=f"contract.{r.flow.vantage}",
                              name=r.flow.name, time=f"{r.latency_ms / 1000:.3f}")
         delta = deltas.get(r.flow.name)
-        if delta and delta.kind in ("outage", "redundancy-lost", "security-regression"):
+        if delta and delta.kind in HEADS:
             ET.SubElement(case, "failure", type=delta.kind,
-                          message=f"{delta.before} -> {delta.after}").text = delta.reason
+                          message=delta.describe()).text = delta.reason
+    for held in p.invariants:
+        case = ET.SubElement(suite, "testcase", classname=f"invariants.{held.kind}",
+                             name=f"{held.node or held.subject}: {held.subject}")
+        ET.SubElement(case, "failure", type=held.kind, message=held.message).text = held.reason
     for finding in p.policy:
         case = ET.SubElement(suite, "testcase", classname="policy", name="firewall-allow-list")
         ET.SubElement(case, "failure", type="security-regression",

@@ -276,14 +276,14 @@ class LabStack:
     sinks: list[Sink] = field(default_factory=list)
 
     def flows(self, contract: Contract) -> list[Flow]:
-        return expand(contract, stack.outputs(self.name, self.backend))
+        return expand(contract, stack.lab(self.name, self.backend))
 
     def watch(self, flows: list[Flow], contract: Contract) -> Watchdog:
         return Watcher(flows, contract, sinks=self.sinks).start()
 
     def scope(self, change: Change, current: Revision) -> list[str] | None:
         """edge/workflow/scope.py's hosts, as the preview computes them (edge/workflow/staged.py)."""
-        return change_scope(change, current, stack.outputs(self.name, self.backend),
+        return change_scope(change, current, stack.lab(self.name, self.backend),
                             self.backend)
 
     def converge(self, frm: Revision, to: Revision, hosts: list[str] | None,

@@ -29,6 +29,7 @@ from typing import Any
 
 from edge.engines import docker_exec
 from edge.model.contract import Flow
+from edge.model.lab import Lab, Node
 
 FAMILIES = ("inet", "ip")            # the tables an IPv4 packet goes through
 PROTOCOLS = {"tcp": 6, "udp": 17}
@@ -364,13 +365,12 @@ def _packet_of(flow: Flow) -> tuple[str, int] | None:
     return None
 
 
-def firewalls(outputs: dict) -> dict[str, dict[str, Any]]:
+def firewalls(lab: Lab) -> dict[str, Node]:
     """The stack's firewall nodes (the nodes the firewall role configures)."""
-    return {name: node for name, node in outputs["nodes"].items()
-            if node.get("ansible_role", node.get("role")) == "firewall"}
+    return {name: node for name, node in lab.nodes.items() if node.ansible_role == "firewall"}
 
 
-def opened(flows: Iterable[Flow], rulesets: dict[str, Any], outputs: dict,
+def opened(flows: Iterable[Flow], rulesets: dict[str, Any], lab: Lab,
            inside: tuple[str, ...]) -> list[str]:
     """Must-block flows from outside vantage points that a firewall's ruleset accepts, as
     sentences (pure). `rulesets`: firewall node -> its `nft -j list ruleset`, parsed."""
@@ -381,9 +381,9 @@ def opened(flows: Iterable[Flow], rulesets: dict[str, Any], outputs: dict,
             continue
         target = flow.params.get("address") or flow.params["server"]
         for name, ruleset in sorted(rulesets.items()):
-            own = set(outputs["nodes"][name]["addresses"].values())
+            own = set(lab.nodes[name].addresses.values())
             hook = "input" if target in own else "forward"
-            for source in sorted(outputs["nodes"][flow.vantage]["addresses"].values()):
+            for source in sorted(lab.nodes[flow.vantage].addresses.values()):
                 packet = Packet(source, target, *wanted, hook)
                 verdict = evaluate(ruleset, packet)
                 if verdict.accepted:
@@ -400,14 +400,14 @@ NFT_LIST = ("nft", "-j", "list", "ruleset")
 NFT_TIMEOUT_S = 30.0       # a wedged nft must not hang the preview
 
 
-def read_rulesets(outputs: dict) -> tuple[dict[str, Any], list[str]]:
+def read_rulesets(lab: Lab) -> tuple[dict[str, Any], list[str]]:
     """Each running firewall's loaded ruleset (read-only), and what could not be read. A stopped
     firewall forwards nothing, so it has no ruleset to judge."""
     rulesets: dict[str, Any] = {}
     problems: list[str] = []
-    for name, node in sorted(firewalls(outputs).items()):
+    for name, node in sorted(firewalls(lab).items()):
         try:
-            said = docker_exec.run(node["container"], NFT_LIST, timeout=NFT_TIMEOUT_S,
+            said = docker_exec.run(node.container, NFT_LIST, timeout=NFT_TIMEOUT_S,
                                    what="reading the ruleset")
         except docker_exec.ContainerUnavailable:
             continue
@@ -417,6 +417,6 @@ def read_rulesets(outputs: dict) -> tuple[dict[str, Any], list[str]]:
         try:
             rulesets[name] = json.loads(said.stdout or '{"nftables": []}')
         except json.JSONDecodeError as err:
-            problems.append(f"{node['container']}: `{' '.join(NFT_LIST)}` printed no JSON "
+            problems.append(f"{node.container}: `{' '.join(NFT_LIST)}` printed no JSON "
                             f"({err.msg} at line {err.lineno})")
     return rulesets, problems

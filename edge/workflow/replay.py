@@ -18,13 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.engines import stack
 from edge.engines.configure import Progress, to_stderr
 from edge.lab import faults
+from edge.lab.drift_watch import DRIFT, DriftWatch
 from edge.lab.events import Event, Sample
 from edge.lab.probes import settle
 from edge.lab.watch import DEGRADED, EXTERNAL, INTERNAL, Watcher
 from edge.model.contract import Contract, expand
 from edge.model.datafile import load_checked
+from edge.model.lab import Lab
+from edge.workflow import drift
 
 CLASSES = (EXTERNAL, DEGRADED, INTERNAL)
 BASELINE_WAIT_S = 15.0
@@ -32,6 +36,11 @@ RECOVER_WAIT_S = 90.0
 # After green, how long the alarms may take to clear: two settle periods for a service, and for
 # an exposure `recover` blocked probes at the must-block rate (15 s by default), with room.
 CLEAR_WAIT_S = 30.0
+# How the faults go away: each fault's own undo, or `edge drift --revert` (what an operator does
+# after keystrokes nobody recorded: the nodes are brought back to the stack's revision).
+UNDO, REVERT = "undo", "drift-revert"
+# How often the watcher reads the nodes' digests in a replay that expects a DRIFT alarm.
+DRIFT_INTERVAL_S = 1.0
 
 
 class ReplayError(ValueError):
@@ -63,6 +72,9 @@ class Incident:
     within_s: float
     quiet: tuple[str, ...] = ()
     hold_s: float = 2.0
+    drift: tuple[str, ...] = ()       # nodes a DRIFT alarm must name...
+    drift_within_s: float = 5.0       # ...within this long of the first fault
+    restore: str = UNDO
 
 
 def load_catalog(path: Path | str) -> dict[str, Incident]:
@@ -94,11 +106,22 @@ def load_catalog(path: Path | str) -> dict[str, Incident]:
                 not isinstance(expect.get("within_s"), (int, float)):
             r.fail(expect, f"{where}.expect", "needs `service:` and a number `within_s:`",
                    "Write e.g. `expect: {class: DEGRADED, service: dns, within_s: 2}`.", "class")
+        drifted = expect.get("drift", [])
+        if not isinstance(drifted, list) or not all(isinstance(n, str) for n in drifted) \
+                or not isinstance(expect.get("drift_within_s", 5.0), (int, float)):
+            r.fail(expect, f"{where}.expect.drift", "needs a list of node names (and a number "
+                   "`drift_within_s:`)", "Write e.g. `drift: [firewall, lb1], drift_within_s: 5`.",
+                   "drift")
+        if spec.get("restore", UNDO) not in (UNDO, REVERT):
+            r.fail(spec, f"{where}.restore", f"'{spec.get('restore')}' is no way to restore",
+                   f"Use {UNDO} (each fault's undo) or {REVERT} (edge drift --revert).",
+                   "restore")
         catalog[name] = Incident(
             name, str(spec.get("description", "")).strip(),
             tuple(Step(s["fault"], s["node"], dict(s.get("options") or {})) for s in steps),
             expect["class"], expect["service"], float(expect["within_s"]),
-            tuple(expect.get("quiet") or ()), float(spec.get("hold_s", 2.0)))
+            tuple(expect.get("quiet") or ()), float(spec.get("hold_s", 2.0)),
+            tuple(drifted), float(expect.get("drift_within_s", 5.0)), spec.get("restore", UNDO))
     return catalog
 
 
@@ -110,6 +133,8 @@ class ReplayResult:
     incident: Incident
     detected: str = ""                 # the alarm that matched, as the watcher said it
     detect_s: float | None = None
+    drift: str = ""                    # the DRIFT alarm naming the expected nodes...
+    drift_s: float | None = None       # ...and when, after the first fault
     recover_s: float | None = None
     green_after: bool = False
     problems: list[str] = field(default_factory=list)
@@ -121,18 +146,22 @@ class ReplayResult:
         return not self.problems
 
 
-def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: bool = True,
-               state_dir: Path | None = None, progress: Progress = to_stderr) -> ReplayResult:
-    """Replay `incident` on the stack whose outputs are given (see the module docstring).
-    Without `restore`, the faults stay and are recorded in `state_dir` for `edge fault clear`."""
+def run_replay(incident: Incident, lab: Lab, contract: Contract, restore: bool = True,
+               state_dir: Path | None = None, progress: Progress = to_stderr,
+               backend: stack.Backend = stack.Backend()) -> ReplayResult:
+    """Replay `incident` on the stack `lab` (see the module docstring).
+    Without `restore`, the faults stay and are recorded in `state_dir` for `edge fault clear`.
+    An incident restored by `edge drift --revert` reverts through `backend` (the stack's state),
+    under the writer lock its caller holds."""
     result = ReplayResult(incident)
-    flows = expand(contract, outputs)
+    flows = expand(contract, lab)
     for step in incident.steps:   # bad input stops here, before anything is touched
-        if step.node not in outputs["nodes"]:
+        if step.node not in lab.nodes:
             raise ReplayError(f"replay {incident.name}: no node '{step.node}' in stack "
-                              f"'{outputs.get('stack')}'")
+                              f"'{lab.stack}'")
     injected: list[faults.Fault] = []
-    watcher = Watcher(flows, contract).start()
+    watcher = Watcher(flows, contract, drift=DriftWatch(lab, DRIFT_INTERVAL_S)
+                      if incident.drift else None).start()
     try:
         if not watcher.wait_green(BASELINE_WAIT_S):
             raise ReplayError(f"the lab is not green before the replay (down: "
@@ -142,7 +171,7 @@ def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: b
         fault_t = watcher.mark("fault", "inject: " + ", ".join(map(str, incident.steps))).t
         # All at once, as the incidents happened (one keystroke took everything out).
         with ThreadPoolExecutor(max_workers=len(incident.steps)) as pool:
-            started = [pool.submit(faults.inject, step.fault, step.node, outputs, step.options)
+            started = [pool.submit(faults.inject, step.fault, step.node, lab, step.options)
                        for step in incident.steps]
         injected += [f.result() for f in started if not f.exception()]
         failed = [f.exception() for f in started if f.exception()]
@@ -159,13 +188,24 @@ def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: b
             if result.detect_s > incident.within_s:
                 result.problems.append(f"detected in {result.detect_s:.2f}s, more than the "
                                        f"bound {incident.within_s:g}s")
+        if incident.drift:
+            _expect_drift(watcher, incident, fault_t, result)
         time.sleep(incident.hold_s)
         noisy = [e.label for e in watcher.recorded()[0] if e.kind == "alarm" and e.t >= fault_t
                  and e.alarm is not None and e.alarm.service in incident.quiet]
         if noisy:
             result.problems.append(f"alarms on services that should stay quiet: {noisy}")
+        if restore and incident.restore == REVERT:
+            restore_t = watcher.mark("restore", "restore: edge drift --revert").t
+            progress("replay: edge drift --revert")
+            reverted = drift.revert(lab.stack, contract, backend, hold_lock=False)
+            injected = []
+            if not reverted.ok:
+                result.problems.append(f"edge drift --revert failed: "
+                                       f"{reverted.found.errors or reverted.failing}")
+        elif restore:
+            restore_t = _restore(watcher, injected, lab, progress)
         if restore:
-            restore_t = _restore(watcher, injected, outputs, progress)
             green = watcher.wait_event("green", restore_t, RECOVER_WAIT_S)
             if green:
                 result.recover_s = round(green.t - restore_t, 2)
@@ -183,17 +223,37 @@ def run_replay(incident: Incident, outputs: dict, contract: Contract, restore: b
             injected = []
     finally:
         if injected:        # an error halfway: never leave the lab broken
-            _restore(watcher, injected, outputs, progress)
+            _restore(watcher, injected, lab, progress)
         watcher.stop()
         result.events, result.samples = watcher.recorded()
     return result
 
 
-def _restore(watcher: Watcher, injected: list[faults.Fault], outputs: dict,
+def _expect_drift(watcher: Watcher, incident: Incident, fault_t: float,
+                  result: ReplayResult) -> None:
+    """Wait for a DRIFT alarm naming every node the incident expects (the alarm is raised
+    again, longer, as the digests show more of what was done)."""
+    deadline = time.monotonic() + max(10.0, 3 * incident.drift_within_s)
+    while time.monotonic() < deadline:
+        named = [e for e in watcher.recorded()[0] if e.kind == "alarm" and e.t >= fault_t
+                 and e.alarm is not None and e.alarm.cls == DRIFT
+                 and all(any(f.startswith(f"{node}: ") for f in e.alarm.flows)
+                         for node in incident.drift)]
+        if named:
+            result.drift, result.drift_s = named[0].label, round(named[0].t - fault_t, 2)
+            if result.drift_s > incident.drift_within_s:
+                result.problems.append(f"drift named in {result.drift_s:.2f}s, more than the "
+                                       f"bound {incident.drift_within_s:g}s")
+            return
+        time.sleep(0.1)
+    result.problems.append(f"no DRIFT alarm naming {', '.join(incident.drift)}")
+
+
+def _restore(watcher: Watcher, injected: list[faults.Fault], lab: Lab,
              progress: Progress) -> float:
     """Undo the injected faults, last first; returns the restore's watch time."""
     t = watcher.mark("restore", "restore: undo every fault").t
     progress("replay: restoring")
     while injected:
-        faults.undo(injected.pop(), outputs)
+        faults.undo(injected.pop(), lab)
     return t

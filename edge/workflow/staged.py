@@ -8,9 +8,15 @@
    tasks and runs no `validate:`, so it cannot see everything a converge does; the contract is
    measured again, and the staged firewall's loaded ruleset is read for must-block flows it
    would accept (edge/workflow/policy.py).
-3. Differential: every flow whose verdict changed. A must-work flow that broke is an outage, or
-   lost redundancy while another flow of the same contract entry still works; a must-block flow
-   that opened is a security regression.
+3. Differential: every flow whose verdict changed, classed by what users see. A must-work flow
+   that broke at every address is an outage. Broken at some addresses while others still serve:
+   a partial outage when those answer errors or refuse (the users whose resolver returned that
+   address get errors: clients do not retry another address after a 503), lost redundancy when
+   they are silent (timeout, no route: clients move on) or when a name is published at fewer
+   addresses than before. A must-block flow that opened is a security regression. Besides the
+   flows, what the roles declare (edge/workflow/invariants.py): redundant sets no flow sees (a
+   load balancer's backend servers, BGP sessions and prefixes, the resolver's upstream servers,
+   supervised programs) and name servers that must agree (serial, records, transfers).
 4. Verdict: SAFE, UNSAFE (with the reasons), NO-OP (nothing at all changes: no Pulumi step, no
    check-mode difference, no task changed on staging, no flow changed: the gate has nothing to
    apply) or ERROR (the preview itself could not be made).
@@ -40,10 +46,11 @@ from edge.lab.probes import Result, settle
 from edge.model import scope
 from edge.model.change import Change
 from edge.model.contract import Contract, ContractError, expand, load_contract
+from edge.model.lab import Lab
 from edge.model.plan import PROJECT
 from edge.model.revision import Revision, changed_paths, load_live, materialize
 from edge.model.state import StackState, StagingRecord
-from edge.workflow import policy, rollout
+from edge.workflow import invariants, policy, rollout
 
 SAFE, UNSAFE, ERROR, NOOP = "SAFE", "UNSAFE", "ERROR", "NO-OP"
 # After the change: a moment for daemons to act on it (reloads, route withdrawals), then how long
@@ -60,13 +67,13 @@ DIGEST_SCRIPT = (
 )
 
 
-def config_digest(outputs: dict, client: docker.DockerClient | None = None) -> str:
+def config_digest(lab: Lab, client: docker.DockerClient | None = None) -> str:
     """One digest over every node's configuration as it is live (read-only); a node that is not
     running counts as its state (missing, exited...)."""
     digest = hashlib.sha256()
-    for name, node in sorted(outputs["nodes"].items()):
+    for name, node in sorted(lab.nodes.items()):
         try:
-            said = docker_exec.run(node["container"], DIGEST_SCRIPT, check=False, engine=client)
+            said = docker_exec.run(node.container, DIGEST_SCRIPT, check=False, engine=client)
             out = said.stdout + said.stderr
         except docker_exec.ContainerUnavailable as gone:
             out = gone.state
@@ -80,6 +87,17 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+# Outcomes of a node that says nothing: clients time out and move on to another address, so while
+# other addresses serve, users are still served (lost redundancy). Any other failure (an error
+# status, a refused connection, a wrong answer) reaches the users sent to that address.
+SILENT = ("timeout", "unreachable")
+# A role's nodes in words, for "1 of 2 load balancer addresses".
+ROLE_WORDS = {"loadbalancer": "load balancer", "dns": "name server", "dea": "app node"}
+BROKE = ("outage", "partial-outage", "redundancy-lost")
+HEADS = {"outage": "OUTAGE", "partial-outage": "PARTIAL OUTAGE",
+         "redundancy-lost": "REDUNDANCY LOST", "security-regression": "SECURITY REGRESSION"}
+
+
 @dataclass(frozen=True)
 class FlowDelta:
     """A flow whose result differs between baseline and after the change."""
@@ -89,11 +107,32 @@ class FlowDelta:
     vantage: str
     target: str               # the node the flow is about
     must: str
-    kind: str                 # outage, redundancy-lost, security-regression, fixed, answers-changed
-    before: str               # outcome words, e.g. "answered 200" / "timeout"
+    kind: str                 # outage, partial-outage, redundancy-lost, security-regression,
+                              # fixed, answers-changed
+    before: str               # the probe's outcome, e.g. "answered 200" / "timeout"
     after: str
     reason: str
     where: str = ""           # where the flow dies, when the lab can tell
+    was: str = ""             # the outcome in words: "answers 200", "answers lb1, lb2"...
+    now: str = ""             # ..."answers 503 (no healthy backend)", "publishes only lb1"
+    share: str = ""           # of the entry's addresses, how many fail: "1 of 2 load balancer
+                              # addresses"
+    lost: str = ""            # what a name no longer publishes: "api.paas.test: 198.18.2.11
+                              # (lb2)"
+
+    def describe(self) -> str:
+        """The delta in words, as the verdict's reasons say it."""
+        text = f"{self.flow} {self.now or self.after} (before: {self.was or self.before})"
+        if self.kind == "partial-outage":
+            text += (f"; users sent to {self.share} get errors (clients do not retry another "
+                     "address)")
+        elif self.kind == "outage":
+            text += f"; outside users lose it: {self.share} fail"
+        elif self.kind == "redundancy-lost" and self.lost:
+            text += f"; {self.lost} no longer published"
+        elif self.kind == "redundancy-lost":
+            text += f"; {self.share} silent, the others serve"
+        return text + (f": {self.where}" if self.where else "")
 
 
 @dataclass
@@ -117,8 +156,12 @@ class Preview:
     staged_changed: int | None = None   # tasks the change changed on staging (None: not staged)
     live_digest: str = ""               # the live configuration before the preview...
     live_digest_after: str = ""         # ...and after it: equal, or the verdict is ERROR
-    topology: dict = field(default_factory=dict)    # the staging stack's outputs, for drawing
+    topology: Lab | None = None         # the staging stack as it stood, for drawing
     deltas: list[FlowDelta] = field(default_factory=list)
+    # What the roles declare and no flow asks (edge/workflow/invariants.py): what the change
+    # broke, and the sets that could not be read on staging (not compared).
+    invariants: list[invariants.Finding] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
     baseline: list[Result] = field(default_factory=list)
     after: list[Result] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -132,16 +175,54 @@ class Preview:
         """Nothing at all changes: no Pulumi step, no check-mode difference, no task changed
         when the change was converged on staging, no flow changed, no policy finding."""
         return (not self.infra_steps and not any(self.static_diffs.values())
-                and self.staged_changed == 0 and not self.deltas and not self.policy)
+                and self.staged_changed == 0 and not self.deltas and not self.policy
+                and not self.invariants)
 
 
-def _words(result: Result) -> str:
+def _outcome(result: Result) -> str:
     status = result.detail.get("status")
     return f"{result.outcome} {status}" if status else result.outcome
 
 
-def compare(baseline: list[Result], after: list[Result]) -> list[FlowDelta]:
-    """Classify every flow whose verdict or DNS answers changed (pure: no lab needed)."""
+def address_names(lab: Lab | None) -> dict[str, str]:
+    """address -> the node holding it, to name load balancers rather than addresses."""
+    return {address: node.name for node in (lab.nodes.values() if lab else ())
+            for address in node.addresses.values()}
+
+
+def said(result: Result, names: dict[str, str] | None = None) -> str:
+    """What a probe found, in words: "answers 200", "answers 503 (no healthy backend)",
+    "answers lb1, lb2", "refuses connections", "is silent (timeout)"."""
+    detail, names = result.detail, names or {}
+    if result.outcome == "answered" and "status" in detail:
+        # A load balancer's own error page carries no X-Edge-Server: no backend answered.
+        own = detail["status"] >= 500 and not detail.get("server")
+        return f"answers {detail['status']}" + (" (no healthy backend)" if own else "")
+    if result.outcome == "answered":
+        if detail.get("rcode", "NOERROR") != "NOERROR":
+            return f"answers {detail['rcode']}"
+        answers = [names.get(a, a) for a in detail.get("answers") or []]
+        return "answers " + (", ".join(answers) or "no address")
+    return {"timeout": "is silent (timeout)", "unreachable": "has no route",
+            "refused": "refuses connections", "open": "accepts connections"}.get(
+        result.outcome, f"fails ({detail.get('error') or result.outcome})")
+
+
+def _fewer_answers(was: Result, now: Result) -> list[str]:
+    """The addresses a DNS answer no longer holds when it still holds some of them: the name
+    is published at fewer addresses ([] otherwise)."""
+    if now.flow.kind != "dns" or now.outcome != "answered" or \
+            now.detail.get("rcode") != "NOERROR" or was.detail.get("rcode") != "NOERROR":
+        return []
+    old, new = set(was.detail.get("answers") or []), set(now.detail.get("answers") or [])
+    return sorted(old - new) if new and new < old else []
+
+
+def compare(baseline: list[Result], after: list[Result], lab: Lab | None = None
+            ) -> list[FlowDelta]:
+    """Classify every flow whose verdict or DNS answers changed (pure; `lab`, when given, names
+    the nodes behind addresses and the role of the targets)."""
+    names = address_names(lab)
     before = {r.flow.name: r for r in baseline}
     after_by_rule: dict[str, list[Result]] = {}
     for r in after:
@@ -151,35 +232,46 @@ def compare(baseline: list[Result], after: list[Result]) -> list[FlowDelta]:
         was = before.get(now.flow.name)
         if was is None:
             continue
-        kind = ""
+        kind, lost, peers, words = "", "", after_by_rule[now.flow.rule], said(now, names)
         if was.ok and not now.ok:
+            left = _fewer_answers(was, now)
             if now.flow.must == "block":
                 kind = "security-regression"
-            elif any(o.ok for o in after_by_rule[now.flow.rule]):
+            elif left:
                 kind = "redundancy-lost"
-            else:
+                lost = f"{now.flow.params.get('name', now.flow.target)}: " + ", ".join(
+                    f"{a} ({names[a]})" if a in names else a for a in left)
+                words = words.replace("answers", "publishes only", 1)
+            elif not any(o.ok for o in peers):
                 kind = "outage"
+            else:
+                kind = "redundancy-lost" if now.outcome in SILENT else "partial-outage"
         elif not was.ok and now.ok:
             kind = "fixed"
         elif now.flow.kind == "dns" and was.detail.get("answers") != now.detail.get("answers"):
             kind = "answers-changed"
         if kind:
+            role = lab.nodes[now.flow.target].role if lab and now.flow.target in lab.nodes \
+                else ""
+            share = (f"{sum(not o.ok for o in peers)} of {len(peers)} "
+                     f"{ROLE_WORDS.get(role, role)} addresses".replace("  ", " "))
             deltas.append(FlowDelta(now.flow.name, now.flow.rule, now.flow.vantage,
-                                    now.flow.target, now.flow.must, kind, _words(was),
-                                    _words(now), now.reason))
+                                    now.flow.target, now.flow.must, kind, _outcome(was),
+                                    _outcome(now), now.reason, "", said(was, names),
+                                    words, share, lost))
     return deltas
 
 
-def judge(deltas: list[FlowDelta], converge_errors: list[str],
-          findings: list[str] = ()) -> tuple[str, list[str]]:
+def judge(deltas: list[FlowDelta], converge_errors: list[str], findings: list[str] = (),
+          held: list[invariants.Finding] = ()) -> tuple[str, list[str]]:
     """SAFE or UNSAFE, and why (pure). `findings`: must-block flows the staged firewall's
-    ruleset accepts (edge/workflow/policy.py)."""
+    ruleset accepts (edge/workflow/policy.py); `held`: what the change broke of the roles'
+    declared redundancy and agreement (edge/workflow/invariants.py)."""
     reasons = [f"the change does not apply: {e}" for e in converge_errors]
     reasons += [f"SECURITY REGRESSION (firewall ruleset): {p}" for p in findings]
-    words = {"outage": "OUTAGE: outside users lose", "redundancy-lost": "REDUNDANCY LOST:",
-             "security-regression": "SECURITY REGRESSION: now open:"}
-    reasons += [f"{words[d.kind]} {d.flow} ({d.before} -> {d.after})"
-                + (f": {d.where}" if d.where else "") for d in deltas if d.kind in words]
+    reasons += [f"{HEADS[d.kind]}: {'now open: ' if d.must == 'block' else ''}{d.describe()}"
+                for d in deltas if d.kind in HEADS]
+    reasons += [f.reason for f in held]
     return (UNSAFE if reasons else SAFE), reasons
 
 
@@ -212,11 +304,11 @@ def static_stage(live: str, target: Revision, backend: stack.Backend,
         return infra.result(), check
 
 
-def change_scope(change: Change, live: Revision, outputs: dict, backend: stack.Backend
+def change_scope(change: Change, live: Revision, lab: Lab, backend: stack.Backend
                  ) -> list[str] | None:
-    """The live stack's hosts the change can touch (edge/workflow/scope.py); None: all of them."""
+    """The live stack's hosts the change can touch (edge/model/scope.py); None: all of them."""
     target = change.on(live)
-    return scope.hosts(change, changed_paths(live.tree, target.tree), outputs,
+    return scope.hosts(change, changed_paths(live.tree, target.tree), lab,
                        materialize(target.tree, backend.state) / "roles")
 
 
@@ -284,8 +376,13 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
     preview.live_revision = current.id
     target = change.on(current)
     preview.target_revision, preview.target_tree = target.id, target.tree
-    live_outputs = stack.outputs(live, backend)
-    preview.live_digest = config_digest(live_outputs)
+    try:   # what the roles declare beyond the flows, as the previewed revision has them
+        declared = invariants.load_declared(materialize(target.tree, backend.state) / "roles")
+    except invariants.InvariantError as err:
+        preview.reasons = [str(err)]
+        return preview
+    live_lab = stack.lab(live, backend)
+    preview.live_digest = config_digest(live_lab)
     timer = time.monotonic()
 
     def lap(name: str) -> None:
@@ -296,7 +393,7 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
     progress(f"preview: [1/3] static: pulumi preview --diff and check mode against '{live}'; "
              f"meanwhile '{staging}' is brought to the live revision {current.id}")
     stack.select_stack(staging, backend, staging_config or {})
-    preview.scope = change_scope(change, current, live_outputs, backend)
+    preview.scope = change_scope(change, current, live_lab, backend)
     with ThreadPoolExecutor(max_workers=1) as pool:
         base = pool.submit(_staging_baseline, staging, current, backend)
         preview.infra_steps, static_result = static_stage(live, target, backend, preview.scope)
@@ -314,40 +411,51 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         return preview
 
     progress(f"preview: [2/3] staged: baseline of the contract on '{staging}'")
-    outputs = preview.topology = stack.outputs(staging, backend)
-    flows = expand(the_contract, outputs)
-    preview.baseline = settle(flows, BASELINE_SETTLE_S)
+    lab = preview.topology = stack.lab(staging, backend)
+    flows = expand(the_contract, lab)
+    # The roles' redundant sets and the zone are read while the flows are measured: each
+    # reading is a `docker exec` per node, seconds on a loaded machine.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(invariants.read, lab, declared)
+        preview.baseline = settle(flows, BASELINE_SETTLE_S)
+        held = reading.result()
     failing = [r.flow.name for r in preview.baseline if not r.ok]
     if not base_result.ok or failing:
         preview.reasons = [f"staging is not green before the change: "
                            f"{base_result.errors or failing}"]
         lap("baseline")
         return preview
+    preview.unread = invariants.unread(held)
     lap("baseline")
 
     progress(f"preview: [3/3] staged: applying change {change.digest} to '{staging}' on "
              + (", ".join(preview.scope) if preview.scope is not None else "every host"))
     applied = _staging_change(staging, current, target, backend, preview.scope)
     preview.staged_changed = applied.changed
-    rulesets, unreadable = policy.read_rulesets(outputs)
+    rulesets, unreadable = policy.read_rulesets(lab)
     try:
-        preview.policy = policy.opened(flows, rulesets, outputs, the_contract.inside)
+        preview.policy = policy.opened(flows, rulesets, lab, the_contract.inside)
     except policy.PolicyError as err:
         unreadable.append(str(err))
     time.sleep(AFTER_GRACE_S)
-    preview.after = settle(flows, AFTER_SETTLE_S)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(invariants.settle, lab, declared, held, AFTER_SETTLE_S)
+        preview.after = settle(flows, AFTER_SETTLE_S)
+        _, preview.invariants = reading.result()
     by_name = {r.flow.name: r.flow for r in preview.after}
     preview.deltas = [
-        replace(d, where=where_it_dies(by_name[d.flow], d.before, d.after, outputs))
-        if d.kind in ("outage", "redundancy-lost") else d
-        for d in compare(preview.baseline, preview.after)]
-    preview.verdict, preview.reasons = judge(preview.deltas, applied.errors, preview.policy)
+        replace(d, where=where_it_dies(by_name[d.flow], d.before, d.after, lab))
+        if d.kind in BROKE and not d.lost else d
+        for d in compare(preview.baseline, preview.after, lab)]
+    preview.verdict, preview.reasons = judge(preview.deltas, applied.errors, preview.policy,
+                                             preview.invariants)
     if preview.verdict == SAFE and preview.noop:
         preview.verdict = NOOP
         preview.reasons = ["nothing changes: no Pulumi step, no check-mode difference, no task "
-                           f"changed on '{staging}', no contract flow changed"]
+                           f"changed on '{staging}', no contract flow changed, nothing the "
+                           "roles declare redundant or in agreement changed"]
     lap("change")
-    preview.live_digest_after = config_digest(live_outputs)
+    preview.live_digest_after = config_digest(live_lab)
     errors = [f"the firewall's ruleset on '{staging}' could not be read, so the must-block flows "
               f"it accepts are unknown: {problem}" for problem in unreadable]
     if preview.live_digest_after != preview.live_digest:

@@ -24,6 +24,7 @@ from edge.engines.configure import ConvergeResult, Progress
 from edge.lab import faults
 from edge.lab.probes import Result, settle
 from edge.model.contract import expand, load_contract
+from edge.model.lab import Lab
 from edge.model.revision import Revision, load_live, save_live, stack_dir, worktree_tree
 from edge.model.state import AuditEvent, StackState, stack_lock
 from edge.workflow import rollout
@@ -39,30 +40,31 @@ def _quiet_stage(name: str, number: int, total: int) -> None:
     """The default stage callback: say nothing (tests, benchmarks)."""
 
 
-def node_states(outputs: dict) -> dict[str, str]:
+def node_states(lab: Lab) -> dict[str, str]:
     """Each node's container state as the engine reports it (running, exited, missing...)."""
     api = docker_exec.client().api
     states = {}
-    for name, node in (outputs.get("nodes") or {}).items():
+    for name, node in lab.nodes.items():
         try:
-            states[name] = api.inspect_container(node["container_id"])["State"]["Status"]
+            states[name] = api.inspect_container(node.container_id)["State"]["Status"]
         except docker.errors.NotFound:
             states[name] = "missing"
     return states
 
 
-def verify(outputs: dict, contract_path: Path | str, settle_s: float = 0.0) -> list[Result]:
+def verify(lab: Lab, contract_path: Path | str, settle_s: float = 0.0) -> list[Result]:
     """Probe the contract's flows on a stack, waiting up to `settle_s` for failing ones to
     recover (as right after a converge)."""
-    return settle(expand(load_contract(contract_path), outputs), settle_s)
+    return settle(expand(load_contract(contract_path), lab), settle_s)
 
 
 @dataclass
 class UpResult:
-    """What `edge up` did: the converge, the contract measured after it, each node's state."""
+    """What `edge up` did: the stack as it stands, the converge, the contract measured after it,
+    each node's state."""
 
     stack: str
-    outputs: dict
+    lab: Lab
     converge: ConvergeResult
     results: list[Result]
     states: dict[str, str]
@@ -144,9 +146,9 @@ def bring_up(stack_name: str, contract_path: Path | str, *, config: dict[str, st
         if result.ok:
             _record(backend.state, stack_name, target, "up")
             StackState.of(backend.state, stack_name).clear_interrupted()
-    outputs = stack.outputs(stack_name, backend)
-    results = stage("verify", verify, outputs, contract_path, SETTLE_S)
-    return UpResult(stack_name, outputs, result, results, node_states(outputs), timings, target)
+    lab = stack.lab(stack_name, backend)
+    results = stage("verify", verify, lab, contract_path, SETTLE_S)
+    return UpResult(stack_name, lab, result, results, node_states(lab), timings, target)
 
 
 @dataclass
@@ -171,20 +173,20 @@ def clear_faults(stack_name: str, contract_path: Path | str,
                  backend: stack.Backend = stack.Backend()) -> ClearResult:
     """Undo every active fault (newest first), converge the stack to the revision it runs, and
     verify the contract green."""
-    outputs = stack.outputs(stack_name, backend)
+    lab = stack.lab(stack_name, backend)
     with stack_lock(backend.state, stack_name, "edge fault clear"):
-        undone = faults.clear(stack_dir(backend.state, stack_name), outputs)
+        undone = faults.clear(stack_dir(backend.state, stack_name), lab)
         result = rollout.configuration(
             stack_name, target_revision(backend.state, stack_name).revision, backend)
-    return ClearResult(undone, result, verify(outputs, contract_path, SETTLE_S))
+    return ClearResult(undone, result, verify(lab, contract_path, SETTLE_S))
 
 
 def inject_fault(stack_name: str, kind: str, node: str, options: dict,
                  backend: stack.Backend = stack.Backend()) -> faults.Fault:
     """Break the stack for real; the fault is recorded before it is injected."""
-    outputs = stack.outputs(stack_name, backend)
+    lab = stack.lab(stack_name, backend)
     with stack_lock(backend.state, stack_name, f"edge fault inject {kind} {node}"):
-        return faults.inject(kind, node, outputs, options,
+        return faults.inject(kind, node, lab, options,
                              state_dir=stack_dir(backend.state, stack_name))
 
 

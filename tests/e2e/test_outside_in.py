@@ -18,7 +18,7 @@ from tests.conftest import ROOT, Lab
 
 @pytest.fixture(scope="module")
 def results(lab: Lab) -> list[Result]:
-    return run_flows(expand(load_contract(ROOT / "contract.yaml"), lab.outputs))
+    return run_flows(expand(load_contract(ROOT / "contract.yaml"), lab.view))
 
 
 def failing(results: list[Result], vantage: str, must: str) -> list[Result]:
@@ -37,7 +37,7 @@ def test_each_load_balancer_serves_from_the_expected_backends(results: list[Resu
                                                               lab: Lab) -> None:
     http = [r for r in results if r.flow.rule in ("http-api-at-lb", "http-app-at-lb")]
     assert {r.flow.target for r in http} == {"lb1", "lb2"}
-    deas = {n for n, v in lab.outputs["nodes"].items() if v["role"] == "dea"}
+    deas = {node.name for node in lab.view.with_role("dea")}
     for r in http:
         assert r.detail.get("lb") == r.flow.target, r      # answered by the LB we asked
         expected = {"controller"} if r.flow.rule == "http-api-at-lb" else deas
@@ -46,7 +46,7 @@ def test_each_load_balancer_serves_from_the_expected_backends(results: list[Resu
 
 def test_both_app_instances_answer_through_the_edge(lab: Lab) -> None:
     """Round robin over both execution nodes: repeated requests reach dea1 and dea2."""
-    app_at_lb1 = next(f for f in expand(load_contract(ROOT / "contract.yaml"), lab.outputs)
+    app_at_lb1 = next(f for f in expand(load_contract(ROOT / "contract.yaml"), lab.view)
                       if f.rule == "http-app-at-lb" and f.target == "lb1")
     flows = [replace(app_at_lb1, name=f"{app_at_lb1.name}#{i}") for i in range(4)]
     servers = {r.detail.get("server") for r in run_flows(flows)}
@@ -54,8 +54,7 @@ def test_both_app_instances_answer_through_the_edge(lab: Lab) -> None:
 
 
 def test_dns_answers_are_the_load_balancers(results: list[Result], lab: Lab) -> None:
-    lbs = sorted(v["addresses"]["dmz"] for v in lab.outputs["nodes"].values()
-                 if v["role"] == "loadbalancer")
+    lbs = sorted(node.address("dmz") for node in lab.view.with_role("loadbalancer"))
     dns = [r for r in results if r.flow.kind == "dns"]
     assert {r.flow.target for r in dns} == {"resolver", "ns1", "ns2"}
     assert all(r.detail.get("answers") == lbs for r in dns), results_table(dns)

@@ -65,7 +65,7 @@ def damages(lab: Lab) -> list[Damage]:
         f"echo 'show info' | nc -NU {socket} | grep -q edited-by-hand && {{ loaded=yes; break; }}; "
         "sleep 0.25; done; "
         f"mv {config}.edge-test {config}; [ $loaded = yes ]")
-    zone_file = f"{DNS['dns_primary_zone_dir']}/db.{lab.outputs['zone']}"
+    zone_file = f"{DNS['dns_primary_zone_dir']}/db.{lab.view.zone}"
     neighbour = lab.address("firewall", "transit")
     return [
         Damage("firewall", f"table {table} deleted", ["nft", "delete", "table", *table.split()],
@@ -99,10 +99,10 @@ def run_in(client: docker.DockerClient, lab: Lab, node: str, argv: list[str]) ->
 
 def test_first_converge_configured_every_node(lab: Lab) -> None:
     if lab.converge is None:   # EDGE_TEST_REUSE: the stack was converged outside this session
-        lab = Lab(lab.stack, lab.outputs, configure.converge(lab.stack, lab.state, progress=None),
+        lab = Lab(lab.stack, lab.view, configure.converge(lab.stack, lab.state, progress=None),
                   lab.state)
     assert lab.converge.ok, lab.converge.errors
-    assert set(lab.converge.hosts) == set(lab.outputs["nodes"])
+    assert set(lab.converge.hosts) == set(lab.view.nodes)
 
 
 def test_second_converge_changes_nothing(lab: Lab) -> None:
@@ -120,14 +120,14 @@ def test_inventory_graph_works_for_the_stack(lab: Lab) -> None:
                            env=env, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     for group in ("@role_border:", "@role_loadbalancer:", "@role_paas:", "@tier_dns:"):
         assert group in graph, graph
-    assert all(f"|--{node}" in graph for node in lab.outputs["nodes"]), graph
+    assert all(f"|--{node}" in graph for node in lab.view.nodes), graph
 
 
 @pytest.mark.usefixtures("breaks_the_lab")
 def test_one_converge_repairs_what_runs(lab: Lab, docker_client: docker.DockerClient) -> None:
     """Every damage at once (each on its own node), then one converge: each repair is reported
     as a change on its node, the contract is green, and the next converge changes nothing."""
-    flows = expand(load_contract(ROOT / "contract.yaml"), lab.outputs)
+    flows = expand(load_contract(ROOT / "contract.yaml"), lab.view)
     done = damages(lab)
     repaired = False
     try:

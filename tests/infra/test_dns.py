@@ -29,7 +29,7 @@ def serials(lab: Lab) -> dict[str, int | str]:
     """Each name server's SOA serial, asked from inside ns2 (both sit on the dmz): a number, or
     what the server said instead (two servers failing the same way must never look equal)."""
     host = host_of(lab, "ns2")
-    zone = lab.outputs["zone"]
+    zone = lab.view.zone
     found: dict[str, int | str] = {}
     for node in SERVERS:
         soa = host.run(f"dig +short +time=2 +tries=1 SOA {zone} @{lab.address(node, 'dmz')}")
@@ -115,14 +115,14 @@ def test_serials_are_only_equal_when_both_servers_answer_a_number() -> None:
 def test_axfr_without_the_key_is_refused(lab: Lab) -> None:
     host = host_of(lab, "ns2")   # any lab container with dig: the transfer ACL is the key only
     for node in SERVERS:
-        out = host.check_output(f"dig +time=2 +tries=1 AXFR {lab.outputs['zone']} "
+        out = host.check_output(f"dig +time=2 +tries=1 AXFR {lab.view.zone} "
                                 f"@{lab.address(node, 'dmz')}")
         assert "Transfer failed" in out and " IN SOA " not in out, out
 
 
 def test_axfr_with_the_key_succeeds(lab: Lab) -> None:
     host = host_of(lab, "ns2")
-    zone = lab.outputs["zone"]
+    zone = lab.view.zone
     out = host.check_output(f"dig +time=2 +tries=1 -k {KEY_FILE} AXFR {zone} "
                             f"@{lab.address('ns1', 'dmz')}")
     records = [line.split() for line in out.splitlines() if line and not line.startswith(";")]
@@ -151,7 +151,7 @@ def test_converge_is_idempotent_and_a_change_bumps_the_serial_on_both(lab: Lab) 
         after = wait_for_equal_serials(lab)
         assert after > before, (before, after)
         out = host_of(lab, "ns2").check_output(
-            f"dig +short probe-serial.{lab.outputs['zone']} @{lab.address('ns2', 'dmz')}")
+            f"dig +short probe-serial.{lab.view.zone} @{lab.address('ns2', 'dmz')}")
         assert sorted(out.split()) == sorted(lab.address(lb, "dmz") for lb in ("lb1", "lb2"))
     finally:   # put the lab's own zone back (a higher serial again)
         restored = configure.converge(lab.stack, lab.state, limit="role_dns", progress=None)

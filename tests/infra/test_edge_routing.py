@@ -41,20 +41,19 @@ def test_bgp_session_established_with_service_prefix(lab: Lab, node: str) -> Non
     firewall_transit = lab.address("firewall", "transit")
     assert peers[firewall_transit]["state"] == "Established"
     assert peers[firewall_transit]["pfxRcd"] == 1
-    dmz = lab.outputs["networks"]["dmz"]["subnet"]
+    dmz = lab.view.networks["dmz"].subnet
     route = border.check_output(f"ip route show {dmz}")
     assert f"via {firewall_transit}" in route and "proto bgp" in route, route
 
 
 def test_firewall_announces_the_service_prefix_to_every_border(lab: Lab, firewall) -> None:
     """The peerings come from the topology's roles: each border node is a peer."""
-    borders = {v["addresses"]["transit"] for v in lab.outputs["nodes"].values()
-               if v["role"] == "border"}
+    borders = {node.address("transit") for node in lab.view.with_role("border")}
     assert len(borders) == len(BORDERS)
     peers = json.loads(firewall.check_output("vtysh -c 'show ip bgp summary json'"))[
         "ipv4Unicast"]["peers"]
     assert set(peers) == borders
-    dmz = lab.outputs["networks"]["dmz"]["subnet"]
+    dmz = lab.view.networks["dmz"].subnet
     for address in borders:
         assert peers[address]["state"] == "Established", peers[address]
         sent = json.loads(firewall.check_output(

@@ -47,7 +47,7 @@ def named(*names: str) -> Pick:
 @pytest.fixture(scope="module")
 def flows(lab: Lab) -> list[Flow]:
     """The contract's flows, once the lab is green: every test below then leaves it green."""
-    flows = expand(load_contract(ROOT / "contract.yaml"), lab.outputs)
+    flows = expand(load_contract(ROOT / "contract.yaml"), lab.view)
     before = settle(flows, RECOVER_S)
     assert all(r.ok for r in before), f"the lab must be green first: {failing(before)}"
     return flows
@@ -64,10 +64,10 @@ def injected(lab: Lab, flows: list[Flow], state: Path,
     whatever happened, and the contract all green again within RECOVER_S."""
     try:
         for kind, target, options in specs:
-            faults.record(state, faults.inject(kind, target, lab.outputs, options))
+            faults.record(state, faults.inject(kind, target, lab.view, options))
         yield faults.active(state)
     finally:
-        faults.clear(state, lab.outputs)
+        faults.clear(state, lab.view)
         assert faults.active(state) == []
         after = settle(flows, RECOVER_S, interval_s=0.5)
         assert all(r.ok for r in after), f"not green after undo: {failing(after)}"
@@ -157,7 +157,7 @@ def border_view(lab: Lab) -> tuple[str, BgpPeer]:
 
 def test_withdrawn_prefix_takes_the_dmz_off_the_internet_until_announced(
         lab: Lab, flows: list[Flow], tmp_path: Path) -> None:
-    dmz = lab.outputs["networks"]["dmz"]["subnet"]
+    dmz = lab.view.networks["dmz"].subnet
 
     def to_dmz(f: Flow) -> bool:
         address = f.params.get("address") or f.params["server"]
@@ -182,7 +182,7 @@ def test_a_fault_already_active_is_refused(lab: Lab, flows: list[Flow], tmp_path
     with injected(lab, flows, tmp_path, ("storage", "controller", {"mode": "gone"})):
         for mode in ("gone", "readonly"):
             with pytest.raises(faults.FaultError, match="already active"):
-                faults.inject("storage", "controller", lab.outputs, {"mode": mode})
+                faults.inject("storage", "controller", lab.view, {"mode": mode})
         assert len(faults.active(tmp_path)) == 1
 
 
@@ -190,8 +190,8 @@ def engine_view(lab: Lab) -> dict[str, tuple[str, list[str]]]:
     """Each node's container state and networks: what a wrongly started fault would change."""
     api = docker.from_env().api
     found = {}
-    for name, node in lab.outputs["nodes"].items():
-        attrs = api.inspect_container(node["container_id"])
+    for name, node in lab.view.nodes.items():
+        attrs = api.inspect_container(node.container_id)
         found[name] = (attrs["State"]["Status"], sorted(attrs["NetworkSettings"]["Networks"]))
     return found
 
@@ -213,6 +213,6 @@ def test_bad_requests_say_what_is_wrong_and_change_nothing(lab: Lab) -> None:
     before = engine_view(lab)
     for kind, target, options, message in bad:
         with pytest.raises(faults.FaultError) as err:
-            faults.inject(kind, target, lab.outputs, options)
+            faults.inject(kind, target, lab.view, options)
         assert message in str(err.value), (kind, target, options)
     assert engine_view(lab) == before

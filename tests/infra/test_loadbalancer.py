@@ -62,7 +62,7 @@ def test_reload_drops_no_request(lab: Lab) -> None:
     client = host_of(lab, "client")
     lb1 = host_of(lab, "lb1")
     url = f"http://{lab.address('lb1', 'dmz')}/"
-    host = f"hello.apps.{lab.outputs['zone']}"
+    host = f"hello.apps.{lab.view.zone}"
     client.check_output(f"rm -f {CODES} {STOP}")
     loop = (f"until [ -e {STOP} ]; do curl -s -m 2 -o /dev/null -w '%{{http_code}}\\n' "
             f"-H 'Host: {host}' {url} >> {CODES}; sleep 0.02; done")

@@ -37,13 +37,13 @@ def host(lab: Lab, node: str):
 @pytest.fixture(scope="module")
 def link(lab: Lab) -> dict:
     """The secondary border's shaping, as the topology gives it."""
-    shaped = lab.outputs["nodes"][SECONDARY]["link"]
+    shaped = lab.view.node(SECONDARY).link
     assert shaped and shaped["delay_ms"] > 0 and shaped["rate_kbit"] > 0, shaped
     return shaped
 
 
 def outside_flows(lab: Lab) -> list:
-    return [f for f in expand(load_contract(ROOT / "contract.yaml"), lab.outputs)
+    return [f for f in expand(load_contract(ROOT / "contract.yaml"), lab.view)
             if f.vantage == "client" and f.must == "work"]
 
 
@@ -53,7 +53,7 @@ def http_ms(results: list[Result]) -> list[float]:
 
 def test_only_the_secondary_border_is_shaped(lab: Lab, link: dict) -> None:
     secondary = host(lab, SECONDARY)
-    for address in lab.outputs["nodes"][SECONDARY]["addresses"].values():
+    for address in lab.view.node(SECONDARY).addresses.values():
         device = secondary.check_output(f"ip -o -4 addr show to {address}").split()[1]
         qdisc = json.loads(secondary.check_output(f"tc -j qdisc show dev {device} root"))[0]
         assert qdisc["kind"] == "tbf", qdisc
@@ -83,10 +83,10 @@ def test_shift_onto_the_slow_path_and_back(lab: Lab, link: dict) -> None:
     flows = outside_flows(lab)
     before = run_flows(flows)
     assert all(r.ok for r in before), results_table(before)
-    paths.shift(lab.outputs, SECONDARY)
+    paths.shift(lab.view, SECONDARY)
     try:
         client = host(lab, "client")
-        dmz = lab.outputs["networks"]["dmz"]["subnet"]
+        dmz = lab.view.networks["dmz"].subnet
         assert f"via {lab.address(SECONDARY, 'internet')}" in client.check_output(
             f"ip route show {dmz}")
         shifted = run_flows(flows)
@@ -97,8 +97,8 @@ def test_shift_onto_the_slow_path_and_back(lab: Lab, link: dict) -> None:
         assert statistics.median(http_ms(shifted)) >= \
             SLOWER * statistics.median(http_ms(before)), results_table(before + shifted)
     finally:
-        paths.restore(lab.outputs)
-    for name, routes in paths.topology_routes(lab.outputs).items():
+        paths.restore(lab.view)
+    for name, routes in paths.topology_routes(lab.view).items():
         live = host(lab, name).check_output("ip route")
         assert all(f"{prefix} via {gateway}" in live for prefix, gateway in routes), (name, live)
     after = run_flows(flows)

@@ -42,12 +42,11 @@ def lookup(lab: Lab, node: str, server: str, names: list[str]) -> dict:
 
 
 def lb_addresses(lab: Lab) -> list[str]:
-    return sorted(lab.address(node, "dmz") for node, spec in lab.outputs["nodes"].items()
-                  if spec["role"] == "loadbalancer")
+    return sorted(node.address("dmz") for node in lab.view.with_role("loadbalancer"))
 
 
 def service_names(lab: Lab) -> list[str]:
-    zone = lab.outputs["zone"]
+    zone = lab.view.zone
     return [f"api.{zone}", f"hello.apps.{zone}"]
 
 
@@ -91,5 +90,5 @@ def test_recursion_is_refused_outside_the_internet_network(lab: Lab) -> None:
     # The border has an address in both networks: asking from its transit address is refused.
     border = host_of(lab, "border")
     out = border.check_output(f"dig +time=2 +tries=1 -b {lab.address('border', 'transit')} "
-                              f"@{lab.address('resolver', 'internet')} api.{lab.outputs['zone']}")
+                              f"@{lab.address('resolver', 'internet')} api.{lab.view.zone}")
     assert "status: REFUSED" in out, out

@@ -1,7 +1,7 @@
 """The whole reference lab through the real Pulumi CLI: up, inspect, drift, refresh, destroy.
 
 One throw-away stack at slot 30 with its own file backend, labelled purpose=test. No test relies
-on the ones before it: each asks for `outputs`, which brings the stack (back) up whenever any of
+on the ones before it: each asks for `view`, which brings the stack (back) up whenever any of
 it is missing or stopped (after the destroy test, for one), and a test that breaks the stack by
 hand asks for `restored`, which puts it back afterwards whatever happened.
 """
@@ -17,6 +17,7 @@ import docker
 import pytest
 
 from edge.engines import cleanup, stack
+from edge.model.lab import Lab
 from edge.model.plan import LABEL_STACK
 from edge.model.topology import load_topology
 from tests.lab_fixtures import ROOT, labels_for, stack_config
@@ -63,10 +64,10 @@ def bring_up(backend: stack.Backend, docker_client: docker.DockerClient) -> None
 
 
 @pytest.fixture
-def outputs(backend: stack.Backend, docker_client: docker.DockerClient) -> dict:
-    """The stack's outputs, all of the stack up."""
+def view(backend: stack.Backend, docker_client: docker.DockerClient) -> Lab:
+    """The stack as edge reads it, all of the stack up."""
     bring_up(backend, docker_client)
-    return stack.outputs(STACK, backend)
+    return stack.lab(STACK, backend)
 
 
 @pytest.fixture
@@ -76,8 +77,8 @@ def restored(backend: stack.Backend, docker_client: docker.DockerClient) -> Iter
     bring_up(backend, docker_client)
 
 
-def container(docker_client: docker.DockerClient, outputs: dict, node: str):
-    return docker_client.containers.get(outputs["nodes"][node]["container_id"])
+def container(docker_client: docker.DockerClient, view: Lab, node: str):
+    return docker_client.containers.get(view.node(node).container_id)
 
 
 def exec_ok(box, *cmd: str) -> str:
@@ -86,30 +87,30 @@ def exec_ok(box, *cmd: str) -> str:
     return out.decode()
 
 
-def test_up_creates_every_node_network_and_volume(outputs: dict,
+def test_up_creates_every_node_network_and_volume(view: Lab,
                                                   docker_client: docker.DockerClient) -> None:
-    assert set(outputs["nodes"]) == {"client", "resolver", "border", "border2", "firewall", "lb1",
-                                 "lb2", "ns1", "ns2", "controller", "dea1", "dea2", "inside"}
+    assert set(view.nodes) == {"client", "resolver", "border", "border2", "firewall", "lb1",
+                               "lb2", "ns1", "ns2", "controller", "dea1", "dea2", "inside"}
     found = cleanup.count({LABEL_STACK: STACK}, docker_client)
     assert (found.containers, found.networks, found.volumes) == (13, 4, 1)
-    for name, node in outputs["nodes"].items():
-        box = docker_client.containers.get(node["container_id"])
+    for name, node in view.nodes.items():
+        box = docker_client.containers.get(node.container_id)
         assert box.status == "running", name
         attached = box.attrs["NetworkSettings"]["Networks"]
         assert {n: ep["IPAMConfig"]["IPv4Address"] for n, ep in attached.items()} == {
-            f"edge-{STACK}-{net}": addr for net, addr in node["addresses"].items()}
+            f"edge-{STACK}-{net}": addr for net, addr in node.addresses.items()}
     dmz = docker_client.networks.get(f"edge-{STACK}-dmz").attrs
     assert dmz["Internal"] is True and dmz["IPAM"]["Config"][0]["Subnet"] == public(2, 0) + "/24"
-    assert outputs["nodes"]["controller"]["addresses"] == {"paas": internal(20)}
+    assert view.node("controller").addresses == {"paas": internal(20)}
 
 
-def test_routes_carry_client_traffic_through_the_edge(outputs: dict,
+def test_routes_carry_client_traffic_through_the_edge(view: Lab,
                                                       docker_client: docker.DockerClient) -> None:
-    client = container(docker_client, outputs, "client")
+    client = container(docker_client, view, "client")
     routes = exec_ok(client, "ip", "route")
     assert "default" not in routes
     assert f"{public(2, 0)}/24 via {public(0, 1)}" in routes
-    assert exec_ok(container(docker_client, outputs, "border"), "sysctl", "-n",
+    assert exec_ok(container(docker_client, view, "border"), "sysctl", "-n",
                    "net.ipv4.ip_forward").strip() == "1"
     # client -> border -> firewall (transit side) and back: the recorded route shows the border
     # forwarding. (Beyond the firewall the path needs BGP, which the Ansible roles configure.)
@@ -121,12 +122,12 @@ def test_routes_carry_client_traffic_through_the_edge(outputs: dict,
     assert code != 0, out.decode()
 
 
-def test_second_up_changes_nothing(backend: stack.Backend, outputs: dict) -> None:
+def test_second_up_changes_nothing(backend: stack.Backend, view: Lab) -> None:
     proc = stack.pulumi(["preview", "--expect-no-changes", "--stack", STACK], backend)
     assert proc.returncode == 0
 
 
-def test_topology_edit_shows_exact_diff(backend: stack.Backend, outputs: dict,
+def test_topology_edit_shows_exact_diff(backend: stack.Backend, view: Lab,
                                         tmp_path: Path) -> None:
     edited = tmp_path / "topology.yaml"
     text = (ROOT / "topology" / "reference.yaml").read_text()
@@ -144,10 +145,10 @@ def test_topology_edit_shows_exact_diff(backend: stack.Backend, outputs: dict,
 
 
 def test_refresh_notices_stopped_and_removed_containers(
-        backend: stack.Backend, outputs: dict, restored: None,
+        backend: stack.Backend, view: Lab, restored: None,
         docker_client: docker.DockerClient) -> None:
-    container(docker_client, outputs, "inside").stop(timeout=1)
-    container(docker_client, outputs, "dea2").remove(force=True)
+    container(docker_client, view, "inside").stop(timeout=1)
+    container(docker_client, view, "dea2").remove(force=True)
     out = stack.pulumi(["refresh", "--yes", "--stack", STACK], backend).stdout
     assert "node-dea2" in out and "deleted" in out, out
     assert "node-inside" in out and "updated" in out, out
@@ -155,14 +156,14 @@ def test_refresh_notices_stopped_and_removed_containers(
     urns = [r["urn"] for r in state["deployment"]["resources"]]
     assert not any(u.endswith("::node-dea2") for u in urns)
     stack.up(STACK, backend, stream=False)                # puts both back
-    assert container(docker_client, outputs, "inside").status == "running"
+    assert container(docker_client, view, "inside").status == "running"
     restored_dea2 = docker_client.containers.get(f"edge-{STACK}-dea2")
     assert restored_dea2.status == "running"
 
 
-def test_destroy_leaves_nothing(backend: stack.Backend, outputs: dict,
+def test_destroy_leaves_nothing(backend: stack.Backend, view: Lab,
                                 docker_client: docker.DockerClient) -> None:
-    """The next test that needs the stack brings it back up (`outputs`)."""
+    """The next test that needs the stack brings it back up (`view`)."""
     stack.destroy(STACK, backend, stream=False)
     assert cleanup.count({LABEL_STACK: STACK}, docker_client).total == 0
 

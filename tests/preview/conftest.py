@@ -46,12 +46,12 @@ def previews(lab: Lab, staging: stack.Backend, tmp_path_factory: pytest.TempPath
     class Lazy(dict):
         def __missing__(self, name: str) -> Preview:
             change = load_change(ROOT / "changes" / "examples" / f"{name}.yaml",
-                                 set(lab.outputs["nodes"]))
-            before = config_digest(lab.outputs)
+                                 set(lab.view.nodes))
+            before = config_digest(lab.view)
             self[name] = run_preview(change, lab.stack, STAGING, ROOT / "contract.yaml",
                                      staging, stack_config(STAGING_SLOT),
                                      progress=lambda _: None)
-            live_digests[name] = (before, config_digest(lab.outputs))
+            live_digests[name] = (before, config_digest(lab.view))
             record_preview(lab.state, self[name], reports / name)
             return self[name]
     return Lazy()

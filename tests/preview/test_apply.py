@@ -41,7 +41,7 @@ def quiet(_: str) -> None:
 
 
 def green(lab: Lab) -> list[str]:
-    return [r.flow.name for r in settle(expand(CONTRACT, lab.outputs), 20.0) if not r.ok]
+    return [r.flow.name for r in settle(expand(CONTRACT, lab.view), 20.0) if not r.ok]
 
 
 def live(lab: Lab) -> Revision:
@@ -78,7 +78,7 @@ def apply(lab: Lab, backend: Backend, change: Change, force: bool = False) -> Ap
 
 
 def example(lab: Lab, name: str) -> Change:
-    return load_change(ROOT / "changes" / "examples" / f"{name}.yaml", set(lab.outputs["nodes"]))
+    return load_change(ROOT / "changes" / "examples" / f"{name}.yaml", set(lab.view.nodes))
 
 
 def previewed(lab: Lab, previews: dict[str, Preview], name: str) -> Preview:
@@ -96,7 +96,7 @@ def unpreviewed(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Cha
     ttl = 1000 + int(hashlib.sha256(request.node.nodeid.encode()).hexdigest(), 16) % 50000
     path = tmp_path / "change.yaml"
     path.write_text(f"description: {request.node.name}\nvars: {{dns_ttl: {ttl}}}\n")
-    return load_change(path, set(lab.outputs["nodes"]))
+    return load_change(path, set(lab.view.nodes))
 
 
 def audited(lab: Lab, change: Change) -> AuditEvent:

@@ -40,7 +40,7 @@ def service_of(alarm: Event) -> str:
 @pytest.mark.parametrize("name", sorted(CATALOG))
 def test_incident_is_detected_and_the_lab_recovers(lab: Lab, name: str) -> None:
     incident = CATALOG[name]
-    result = run_replay(incident, lab.outputs, CONTRACT, progress=lambda _: None)
+    result = run_replay(incident, lab.view, CONTRACT, progress=lambda _: None)
     assert result.detected.startswith(f"{incident.expect_class} ({incident.expect_service})"), \
         result.problems
     assert result.green_after, result.problems
@@ -58,7 +58,7 @@ def test_incident_is_detected_and_the_lab_recovers(lab: Lab, name: str) -> None:
 
 def test_a_quiet_lab_raises_no_alarm(lab: Lab) -> None:
     """As long as every flow takes QUIET_ROUNDS probes (counted, not timed)."""
-    with Watcher(expand(CONTRACT, lab.outputs), CONTRACT) as watcher:
+    with Watcher(expand(CONTRACT, lab.view), CONTRACT) as watcher:
         assert watcher.wait_green(15.0), watcher.down()
         since = watcher.now()
         deadline = time.monotonic() + QUIET_WAIT_S

@@ -49,7 +49,7 @@ def test_alarms_reach_the_webhook_and_the_log(lab: Lab, tmp_path: Path) -> None:
     server, received = receiver()
     log = tmp_path / "watch.jsonl"
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    watcher = Watcher(expand(CONTRACT, lab.outputs), CONTRACT,
+    watcher = Watcher(expand(CONTRACT, lab.view), CONTRACT,
                       sinks=[json_sink(str(log)), webhook_sink(url)])
     fault = None
     try:
@@ -58,10 +58,10 @@ def test_alarms_reach_the_webhook_and_the_log(lab: Lab, tmp_path: Path) -> None:
             assert watcher.wait_green(15.0), watcher.down()
             assert agent_processes(lab, "client") == 1 and agent_processes(lab, "inside") == 1
             start = watcher.mark("fault", "stop ns1").t
-            fault = faults.inject("stop", "ns1", lab.outputs)
+            fault = faults.inject("stop", "ns1", lab.view)
             alarm = watcher.wait_event("alarm", start, 10.0)
             assert alarm and alarm.label.startswith(f"{DEGRADED} (dns)"), watcher.events
-            faults.undo(fault, lab.outputs)
+            faults.undo(fault, lab.view)
             fault = None
             assert watcher.wait_event("green", alarm.t, 60.0), watcher.down()
             deadline = time.monotonic() + POSTED_S
@@ -70,7 +70,7 @@ def test_alarms_reach_the_webhook_and_the_log(lab: Lab, tmp_path: Path) -> None:
                 time.sleep(0.05)
     finally:
         if fault:
-            faults.undo(fault, lab.outputs)
+            faults.undo(fault, lab.view)
         server.shutdown()
     assert agent_processes(lab, "client") == 0, "the agent outlived the watcher"
     kinds = [body["kind"] for body in received]

@@ -98,6 +98,9 @@ def test_readme_section_is_generated_between_the_markers():
     assert "| setup, warm (everything already there) | `setup_warm_s` | 0.25 s | " \
            "0.25 s – 5.2 s | 5 |  |  |" in lines
     assert any("load average ? → 2.5." in line for line in lines)
+    # a note of the results file follows the line saying when it ran
+    noted = readme_section({"floor": FLOOR | {"note": "Runs 1-2 of 3."}})
+    assert "load average 3.1 → 4.0. Runs 1-2 of 3." in noted
     # a benchmark without results says how to measure it
     assert any(line.startswith("**`bench/watch.py`**") and "Not measured yet "
                "(`bench/run.py --only watch`)." in line for line in lines)

@@ -92,18 +92,20 @@ def test_a_change_that_does_not_apply_is_unsafe() -> None:
 
 def test_html_report_draws_the_topology_and_marks_broken_paths() -> None:
     from edge.model.change import Change
+    from edge.model.lab import Lab, Network, Node
     from edge.report.html import preview_html
     from edge.workflow.staged import Preview
 
     before = [result("dns@ns1", "dns", "work", True), result("dns@ns2", "dns", "work", True)]
     after = [result("dns@ns1", "dns", "work", False, "timeout"),
              result("dns@ns2", "dns", "work", True)]
-    topology = {
-        "networks": {"internet": {"subnet": "198.18.0.0/24"}, "dmz": {"subnet": "198.18.2.0/24"}},
-        "nodes": {"client": {"role": "vantage", "addresses": {"internet": "198.18.0.10"}},
-                  "ns1": {"role": "dns", "addresses": {"dmz": "198.18.2.53"}},
-                  "ns2": {"role": "dns", "addresses": {"dmz": "198.18.2.54"}}},
-    }
+    topology = Lab("staging", 1, "paas.test", {
+        "internet": Network("internet", "edge-staging-internet", "198.18.0.0/24"),
+        "dmz": Network("dmz", "edge-staging-dmz", "198.18.2.0/24"),
+    }, {name: Node(name, role, role, role, f"edge-staging-{name}", name, {net: address})
+        for name, role, net, address in (("client", "vantage", "internet", "198.18.0.10"),
+                                         ("ns1", "dns", "dmz", "198.18.2.53"),
+                                         ("ns2", "dns", "dmz", "198.18.2.54"))})
     preview = Preview(Change(Path("c.yaml"), "stop ns1", stop=("ns1",)), "lab", "staging",
                       UNSAFE, ["REDUNDANCY LOST: dns@ns1"], deltas=compare(before, after),
                       baseline=before, after=after, topology=topology)

@@ -8,21 +8,27 @@ import pytest
 
 from edge.lab.probes import judge
 from edge.model.contract import ContractError, expand, load_contract
+from edge.model.lab import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTPUTS = {
-    "stack": "lab", "zone": "paas.test",
-    "nodes": {
-        "client": {"role": "vantage", "container": "edge-lab-client",
-                   "addresses": {"internet": "198.18.0.10"}},
-        "resolver": {"role": "resolver", "container": "edge-lab-resolver",
-                     "addresses": {"internet": "198.18.0.53"}},
-        "lb1": {"role": "loadbalancer", "container": "edge-lab-lb1",
-                "addresses": {"dmz": "198.18.2.10", "paas": "10.64.0.10"}},
-        "lb2": {"role": "loadbalancer", "container": "edge-lab-lb2",
-                "addresses": {"dmz": "198.18.2.11", "paas": "10.64.0.11"}},
-    },
+
+
+def node(role: str, container: str, **addresses: str) -> dict:
+    """A node as the stack's outputs give it."""
+    return {"role": role, "tier": role, "container": container, "container_id": container,
+            "addresses": addresses}
+
+
+NODES = {
+    "client": node("vantage", "edge-lab-client", internet="198.18.0.10"),
+    "resolver": node("resolver", "edge-lab-resolver", internet="198.18.0.53"),
+    "lb1": node("loadbalancer", "edge-lab-lb1", dmz="198.18.2.10", paas="10.64.0.10"),
+    "lb2": node("loadbalancer", "edge-lab-lb2", dmz="198.18.2.11", paas="10.64.0.11"),
 }
+
+
+def lab(nodes: dict[str, dict]) -> Lab:
+    return Lab.from_outputs({"stack": "lab", "slot": 0, "zone": "paas.test", "nodes": nodes})
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -49,7 +55,7 @@ flows:
     dns: {server: {role: resolver, network: internet}, name: "api.{zone}"}
     expect: {answers: {role: loadbalancer, network: dmz}}
 """))
-    flows = expand(contract, OUTPUTS)
+    flows = expand(contract, lab(NODES))
     assert [f.name for f in flows] == ["app@lb1", "app@lb2", "dns@resolver"]
     assert flows[1].params == {"host": "hello.apps.paas.test", "address": "198.18.2.11",
                                "timeout": 2.0}
@@ -76,14 +82,14 @@ def test_bad_contract_gives_one_clear_error(tmp_path: Path, body: str, words: st
 
 def flow(must: str, kind: str, **expect):
     contract = load_contract(ROOT / "contract.yaml")
-    found = next(f for f in expand(contract, OUTPUTS | {"nodes": OUTPUTS["nodes"] | {
-        "ns1": {"role": "dns", "container": "c", "addresses": {"dmz": "198.18.2.53"}},
-        "controller": {"role": "controller", "container": "c", "addresses": {"paas": "1.1.1.1"}},
-        "dea1": {"role": "dea", "container": "c", "addresses": {"paas": "1.1.1.2"}},
-        "firewall": {"role": "firewall", "container": "c", "addresses": {"transit": "1.1.1.3"}},
-        "border": {"role": "border", "container": "c", "addresses": {"transit": "1.1.1.4"}},
-        "inside": {"role": "vantage", "container": "c", "addresses": {"paas": "1.1.1.5"}},
-    }}) if f.must == must and f.kind == kind)
+    found = next(f for f in expand(contract, lab(NODES | {
+        "ns1": node("dns", "c", dmz="198.18.2.53"),
+        "controller": node("controller", "c", paas="1.1.1.1"),
+        "dea1": node("dea", "c", paas="1.1.1.2"),
+        "firewall": node("firewall", "c", transit="1.1.1.3"),
+        "border": node("border", "c", transit="1.1.1.4"),
+        "inside": node("vantage", "c", paas="1.1.1.5"),
+    })) if f.must == must and f.kind == kind)
     return found
 
 

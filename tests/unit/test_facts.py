@@ -245,7 +245,7 @@ class FakeContainer:
         self.ran: list[list[str]] = []
         self.removed = False
 
-    def exec_run(self, cmd: list[str], demux: bool = False):
+    def exec_run(self, cmd: list[str], demux: bool = False, **options: object):
         assert demux, "run() keeps stdout and stderr apart"
         self.ran.append(cmd)
         if self.refuse:

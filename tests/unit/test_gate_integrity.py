@@ -41,7 +41,7 @@ from tests.unit.test_apply_phases import (
     run,
     state,
 )
-from tests.unit.test_policy import FIXTURES, OUTPUTS
+from tests.unit.test_policy import FIXTURES, LAB
 
 __all__ = ["state"]          # the fixture, shared with test_apply_phases.py
 WEAK = CONTRACT_TEXT.replace("must: work", "must: work\n    # weaker: fewer flows")
@@ -220,8 +220,8 @@ class StagedLab:
         self.staged_hosts: list[list[str] | None] = []
         self.on_change = lambda: None
         patches = {
-            "config_digest": lambda outputs: "digest",
-            "change_scope": lambda change, live, outputs, backend: self.scope,
+            "config_digest": lambda lab: "digest",
+            "change_scope": lambda change, live, lab, backend: self.scope,
             "_staging_baseline": lambda staging, live, backend: ConvergeResult(
                 "successful", 1.0, {}),
             "static_stage": lambda live, target, backend, hosts: (self.infra_steps, self.check),
@@ -231,9 +231,9 @@ class StagedLab:
         }
         for name, value in patches.items():
             monkeypatch.setattr(preview_mod, name, value)
-        monkeypatch.setattr(preview_mod.stack, "outputs", lambda name, backend: OUTPUTS)
+        monkeypatch.setattr(preview_mod.stack, "lab", lambda name, backend: LAB)
         monkeypatch.setattr(preview_mod.stack, "select_stack", lambda *a, **kw: None)
-        monkeypatch.setattr(preview_mod.policy, "read_rulesets", lambda outputs: (
+        monkeypatch.setattr(preview_mod.policy, "read_rulesets", lambda lab: (
             {"firewall": json.loads((FIXTURES / f"{self.ruleset}.json").read_text())}, []))
         self.settled = 0
 
@@ -317,7 +317,7 @@ def test_a_firewall_ruleset_that_cannot_be_read_is_an_error(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Without the staged ruleset, the must-block flows it accepts are unknown: no verdict."""
     lab = StagedLab(monkeypatch, tmp_path, ["firewall"])
-    monkeypatch.setattr(preview_mod.policy, "read_rulesets", lambda outputs: (
+    monkeypatch.setattr(preview_mod.policy, "read_rulesets", lambda lab: (
         {}, ["edge-staging-firewall: reading the ruleset failed: `nft -j list ruleset` exited 1"]))
     result = lab.run()
     assert result.verdict == ERROR and result.exit_code == 2

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge.model.contract import expand, load_contract
+from edge.model.lab import Lab
 from edge.workflow.policy import Packet, PolicyError, evaluate, opened
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,12 +23,14 @@ FIXTURES = Path(__file__).parent / "fixtures" / "nft"
 
 
 def node(role: str, **addresses: str) -> dict:
+    """A node as the stack's outputs give it."""
     return {"role": role, "ansible_role": "paas" if role in ("controller", "dea") else role,
-            "container": f"edge-lab-{role}", "addresses": addresses}
+            "tier": role, "container": f"edge-lab-{role}", "container_id": f"edge-lab-{role}",
+            "addresses": addresses}
 
 
-OUTPUTS = {
-    "stack": "lab", "zone": "paas.test",
+LAB = Lab.from_outputs({
+    "stack": "lab", "slot": 0, "zone": "paas.test",
     "nodes": {
         "client": node("vantage", internet="198.18.0.10"),
         "inside": node("vantage", paas="10.64.0.100"),
@@ -43,9 +46,9 @@ OUTPUTS = {
         "dea1": node("dea", paas="10.64.0.31"),
         "dea2": node("dea", paas="10.64.0.32"),
     },
-}
+})
 CONTRACT = load_contract(ROOT / "contract.yaml")
-FLOWS = expand(CONTRACT, OUTPUTS)
+FLOWS = expand(CONTRACT, LAB)
 
 
 def ruleset(name: str) -> dict:
@@ -53,7 +56,7 @@ def ruleset(name: str) -> dict:
 
 
 def findings(name: str) -> list[str]:
-    return opened(FLOWS, {"firewall": ruleset(name)}, OUTPUTS, CONTRACT.inside)
+    return opened(FLOWS, {"firewall": ruleset(name)}, LAB, CONTRACT.inside)
 
 
 def opened_names(name: str) -> list[str]:
@@ -144,7 +147,7 @@ def test_inside_vantage_points_and_must_work_flows_are_not_judged() -> None:
 
 
 def test_a_stopped_firewall_has_no_ruleset_and_opens_nothing() -> None:
-    assert opened(FLOWS, {}, OUTPUTS, CONTRACT.inside) == []
+    assert opened(FLOWS, {}, LAB, CONTRACT.inside) == []
 
 
 @pytest.mark.parametrize("doc", [{}, [], {"nftables": "x"}, {"nftables": [{"rule": {}}]}])

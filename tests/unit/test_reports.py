@@ -210,7 +210,9 @@ def test_broken_flows_are_failures_named_by_their_kind() -> None:
               if c.find("failure") is not None}
     assert set(failed) == {"http-api-at-lb@lb1", "http-api-at-lb@lb2", "verdict"}
     assert failed["http-api-at-lb@lb1"].get("type") == "outage"
-    assert failed["http-api-at-lb@lb1"].get("message") == "answered 200 -> timeout"
+    assert failed["http-api-at-lb@lb1"].get("message") == (
+        "http-api-at-lb@lb1 is silent (timeout) (before: answers 200); outside users lose it: "
+        "2 of 2 addresses fail")
     assert failed["verdict"].text == "OUTAGE: lb1, lb2"
 
 
@@ -259,7 +261,8 @@ def test_preview_json_holds_every_field_as_plain_data() -> None:
     data = json.loads(json.dumps(preview_json(found)))
     assert set(data) == {"verdict", "reasons", "exit_code", "change", "live", "live_revision",
                          "live_digest", "live_digest_after", "staging", "infra_steps", "scope",
-                         "policy", "static_diffs", "deltas", "baseline", "after", "seconds"}
+                         "policy", "static_diffs", "deltas", "invariants", "unread",
+                         "baseline", "after", "seconds"}
     assert (data["verdict"], data["exit_code"], data["scope"]) == (UNSAFE, 1, ["lb1", "lb2"])
     assert data["change"] == {"path": "changes/x.yaml", "description": "a <test> change",
                               "digest": found.change.digest, "vars": {"dns_ttl": 60},
@@ -292,10 +295,13 @@ def test_the_page_tables_each_flow_before_and_after() -> None:
     page = preview_html(preview(UNSAFE, OUTAGE, reasons=["OUTAGE"]))
     assert rows(page) == [
         ["flow", "from", "must", "before", "after", "verdict"],
-        ["http-api-at-lb@lb1", "client", "work", "answered", "timeout", "timed out"],
-        ["http-api-at-lb@lb2", "client", "work", "answered", "timeout", "timed out"],
-        ["dns-api-at-nameserver@ns1", "client", "work", "answered", "answered", "ok"],
-        ["no-rndc-from-outside@ns1", "client", "block", "timeout", "timeout", "ok"]]
+        ["http-api-at-lb@lb1", "client", "work", "answers 200", "is silent (timeout)",
+         "timed out"],
+        ["http-api-at-lb@lb2", "client", "work", "answers 200", "is silent (timeout)",
+         "timed out"],
+        ["dns-api-at-nameserver@ns1", "client", "work", "answers 200", "answers 200", "ok"],
+        ["no-rndc-from-outside@ns1", "client", "block", "is silent (timeout)",
+         "is silent (timeout)", "ok"]]
     assert "a &lt;test&gt; change" in page and "<test>" not in page
 
 

@@ -16,6 +16,7 @@ import yaml
 
 from edge.model import scope
 from edge.model.change import Change, load_change
+from edge.model.lab import Lab, Node
 from edge.model.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +34,16 @@ ROLES = {
     "link": ({"link_rate": ""}, ["base"]),
     "plain": ({}, []),                          # no defaults, no meta: a role that sets nothing
 }
-NODES = {"web1": "web", "web2": "web", "r1": "router", "ns1": "dns", "c1": "cache", "p1": "plain"}
-OUTPUTS = {"nodes": {name: {"ansible_role": role} for name, role in NODES.items()}}
+
+
+def lab_of(ansible_roles: dict[str, str]) -> Lab:
+    """A stack whose nodes run these Ansible roles: all that the scope reads of a stack."""
+    return Lab("lab", 0, "paas.test", {}, {name: Node(name, role, role, "tier", name, name, {})
+                                           for name, role in ansible_roles.items()})
+
+
+LAB = lab_of({"web1": "web", "web2": "web", "r1": "router", "ns1": "dns", "c1": "cache",
+              "p1": "plain"})
 
 
 @pytest.fixture
@@ -72,22 +81,22 @@ def test_a_role_runs_its_meta_dependencies_transitively(roles: Path) -> None:
 
 
 def test_a_role_default_reaches_only_the_hosts_that_run_the_role(roles: Path) -> None:
-    assert scope.hosts(setting(dns_ttl=60), [], OUTPUTS, roles) == ["ns1"]
-    assert scope.hosts(setting(web_port=8080), [], OUTPUTS, roles) == ["web1", "web2"]
+    assert scope.hosts(setting(dns_ttl=60), [], LAB, roles) == ["ns1"]
+    assert scope.hosts(setting(web_port=8080), [], LAB, roles) == ["web1", "web2"]
 
 
 def test_a_default_of_a_dependency_reaches_every_host_whose_role_depends_on_it(
         roles: Path) -> None:
-    assert scope.hosts(setting(filter_policy="accept"), [], OUTPUTS, roles) == ["r1", "web1",
+    assert scope.hosts(setting(filter_policy="accept"), [], LAB, roles) == ["r1", "web1",
                                                                                "web2"]
     # base: every role but `plain` depends on it.
-    assert scope.hosts(setting(base_motd="x"), [], OUTPUTS, roles) == ["c1", "ns1", "r1",
+    assert scope.hosts(setting(base_motd="x"), [], LAB, roles) == ["c1", "ns1", "r1",
                                                                       "web1", "web2"]
 
 
 def test_a_variable_two_roles_define_reaches_the_hosts_of_both(roles: Path) -> None:
     assert scope.touched_roles(setting(shared_timeout=1), [], roles) == {"dns", "cache"}
-    assert scope.hosts(setting(shared_timeout=1, web_port=1), [], OUTPUTS, roles) == [
+    assert scope.hosts(setting(shared_timeout=1, web_port=1), [], LAB, roles) == [
         "c1", "ns1", "web1", "web2"]
 
 
@@ -98,7 +107,7 @@ def test_a_variable_two_roles_define_reaches_the_hosts_of_both(roles: Path) -> N
 ], ids=["group-vars", "group-vars-and-role", "everyones-role"])
 def test_what_no_single_role_owns_reaches_every_host(roles: Path, change: Change) -> None:
     assert scope.touched_roles(change, [], roles) is None
-    assert scope.hosts(change, [], OUTPUTS, roles) is None
+    assert scope.hosts(change, [], LAB, roles) is None
 
 
 def test_new_vars_are_defined_by_no_role_so_they_reach_every_host(roles: Path) -> None:
@@ -108,14 +117,14 @@ def test_new_vars_are_defined_by_no_role_so_they_reach_every_host(roles: Path) -
     path.write_text("description: a banner\nnew_vars: {web_banner: hello}\n")
     change = load_change(path, root=roles.parent)
     assert change.vars == {"web_banner": "hello"}
-    assert scope.hosts(change, [], OUTPUTS, roles) is None
+    assert scope.hosts(change, [], LAB, roles) is None
 
 
 def test_stopping_a_node_converges_no_host(roles: Path) -> None:
     """Stopping is infrastructure (Pulumi), not configuration: nothing to converge."""
     stop = Change(Path("c.yaml"), "stop ns1", stop=("ns1",))
     assert scope.touched_roles(stop, [], roles) == set()
-    assert scope.hosts(stop, [], OUTPUTS, roles) == []
+    assert scope.hosts(stop, [], LAB, roles) == []
 
 
 @pytest.mark.parametrize("files, hosts", [
@@ -133,36 +142,36 @@ def test_stopping_a_node_converges_no_host(roles: Path) -> None:
         "mixed", "roles-readme", "no-files"])
 def test_a_working_tree_change_is_scoped_by_the_paths_it_changes(
         roles: Path, files: list[str], hosts: list[str] | None) -> None:
-    assert scope.hosts(edit(), files, OUTPUTS, roles) == hosts
+    assert scope.hosts(edit(), files, LAB, roles) == hosts
 
 
 def test_a_working_tree_change_ignores_its_variables(roles: Path) -> None:
     """A working-tree change is scoped by its files only (its vars belong to the revision)."""
     change = Change(Path("."), "working tree", {"edge_api_name": "x"}, tree="0" * 40)
-    assert scope.hosts(change, ["roles/dns/tasks/main.yml"], OUTPUTS, roles) == ["ns1"]
+    assert scope.hosts(change, ["roles/dns/tasks/main.yml"], LAB, roles) == ["ns1"]
 
 
 # --- the project's own roles ---------------------------------------------------------------------
 
-def reference_outputs() -> dict:
-    """The reference topology's nodes as Pulumi's outputs name their Ansible role."""
+def reference_lab() -> Lab:
+    """The reference topology's nodes with the Ansible role Pulumi's outputs give each."""
     topology = load_topology(ROOT / "topology" / "reference.yaml")
-    return {"nodes": {name: {"ansible_role": topology.roles[node.role].ansible_role}
-                      for name, node in topology.nodes.items()}}
+    return lab_of({name: topology.roles[node.role].ansible_role
+                   for name, node in topology.nodes.items()})
 
 
 def test_the_examples_reach_the_hosts_their_roles_run_on() -> None:
-    outputs, roles = reference_outputs(), ROOT / "roles"
-    routers = sorted(n for n, node in outputs["nodes"].items()
-                     if node["ansible_role"] in ("border", "firewall"))
-    assert scope.hosts(setting(dns_ttl=60), [], outputs, roles) == ["ns1", "ns2"]
-    assert scope.hosts(setting(firewall_allow=[]), [], outputs, roles) == ["firewall"]
-    assert scope.hosts(setting(nftables_input_icmp=False), [], outputs, roles) == routers
-    assert scope.hosts(setting(loadbalancer_public_network="paas"), [], outputs,
+    lab, roles = reference_lab(), ROOT / "roles"
+    routers = sorted(n for n, node in lab.nodes.items()
+                     if node.ansible_role in ("border", "firewall"))
+    assert scope.hosts(setting(dns_ttl=60), [], lab, roles) == ["ns1", "ns2"]
+    assert scope.hosts(setting(firewall_allow=[]), [], lab, roles) == ["firewall"]
+    assert scope.hosts(setting(nftables_input_icmp=False), [], lab, roles) == routers
+    assert scope.hosts(setting(loadbalancer_public_network="paas"), [], lab,
                        roles) == ["lb1", "lb2"]
     # new-app-route sets a variable of inventory/group_vars/all.yml: every host.
     assert "edge_paas_apps" in yaml.safe_load((ROOT / "inventory/group_vars/all.yml").read_text())
-    assert scope.hosts(setting(edge_paas_apps=[]), [], outputs, roles) is None
+    assert scope.hosts(setting(edge_paas_apps=[]), [], lab, roles) is None
 
 
 def test_a_role_default_is_read_only_by_roles_that_run_it() -> None:

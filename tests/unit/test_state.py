@@ -14,6 +14,7 @@ from typing import Iterator
 import pytest
 
 from edge.lab import faults
+from edge.model.lab import Lab, Node
 from edge.model.revision import Revision, load_live
 from edge.model.state import (
     ACTIVE,
@@ -226,8 +227,8 @@ def test_concurrent_appends_from_two_processes_lose_nothing(store: StackState) -
 
 # --- faults: recorded before injected -------------------------------------------------------------
 
-OUTPUTS = {"stack": "lab", "nodes": {"ns1": {"role": "dns", "addresses": {"dmz": "198.18.2.53"},
-                                             "container": "edge-lab-ns1", "container_id": "c1"}}}
+LAB = Lab("lab", 0, "paas.test", {}, {
+    "ns1": Node("ns1", "dns", "dns", "dns", "edge-lab-ns1", "c1", {"dmz": "198.18.2.53"})})
 
 
 class FakeContainer:
@@ -243,14 +244,14 @@ class FakeKind:
         self.seen: list[list[FaultRecord]] = []
         self.errors: list[BaseException] = []
 
-    def inject(self, container: object, node: dict, outputs: dict, options: dict) -> dict:
+    def inject(self, container: object, node: Node, lab: Lab, options: dict) -> dict:
         self.seen.append(faults.active(self.state_dir))
         if self.errors:
             raise self.errors.pop(0)
         return {"was": "running"}
 
     @staticmethod
-    def undo(container: object, fault: FaultRecord, outputs: dict) -> None:
+    def undo(container: object, fault: FaultRecord, lab: Lab) -> None:
         assert fault.restore["was"] == "running"
 
 
@@ -263,28 +264,28 @@ def fake_kind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeKind:
 
 
 def test_a_fault_is_recorded_before_it_is_injected(tmp_path: Path, fake_kind: FakeKind) -> None:
-    fault = faults.inject("stop", "ns1", OUTPUTS, state_dir=tmp_path)
+    fault = faults.inject("stop", "ns1", LAB, state_dir=tmp_path)
     [[recorded]] = fake_kind.seen
     assert (recorded.status, recorded.kind, recorded.target, recorded.restore) == (
         INJECTING, "stop", "ns1", {})
     assert recorded.by.startswith(f"pid {os.getpid()} (") and recorded.since
     assert faults.active(tmp_path) == [fault]
     assert (fault.status, fault.restore, fault.id) == (ACTIVE, {"was": "running"}, recorded.id)
-    assert faults.clear(tmp_path, OUTPUTS) == [fault] and faults.active(tmp_path) == []
+    assert faults.clear(tmp_path, LAB) == [fault] and faults.active(tmp_path) == []
 
 
 def test_a_refused_injection_is_forgotten_and_a_killed_one_stays_recorded(
         tmp_path: Path, fake_kind: FakeKind) -> None:
-    faults.inject("stop", "ns1", OUTPUTS, state_dir=tmp_path)
+    faults.inject("stop", "ns1", LAB, state_dir=tmp_path)
     fake_kind.errors.append(faults.FaultError("ns1 refused"))
     with pytest.raises(faults.FaultError, match="ns1 refused"):
-        faults.inject("stop", "ns1", OUTPUTS, state_dir=tmp_path)
+        faults.inject("stop", "ns1", LAB, state_dir=tmp_path)
     assert [f.status for f in faults.active(tmp_path)] == [ACTIVE]
     fake_kind.errors.append(KeyboardInterrupt())        # the process stops in the middle
     with pytest.raises(KeyboardInterrupt):
-        faults.inject("stop", "ns1", OUTPUTS, state_dir=tmp_path)
+        faults.inject("stop", "ns1", LAB, state_dir=tmp_path)
     interrupted = faults.active(tmp_path)[-1]
     assert interrupted.status == INJECTING and "or interrupted" in str(interrupted)
     with pytest.raises(faults.FaultError, match="never became active.*forget the fault"):
-        faults.clear(tmp_path, OUTPUTS)
+        faults.clear(tmp_path, LAB)
     assert faults.active(tmp_path)[-1] == interrupted, "what could not be undone stays recorded"

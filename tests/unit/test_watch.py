@@ -101,7 +101,7 @@ class Agents:
     def __init__(self, rounds: int, ok: Callable[[int, Flow], bool]) -> None:
         self.api, self.rounds, self.ok = self, rounds, ok
 
-    def exec_create(self, container: str, cmd: list[str]) -> dict:
+    def exec_create(self, container: str, cmd: list[str], **options: object) -> dict:
         return {"Id": container}
 
     def exec_start(self, exec_id: str, stream: bool) -> Iterator[bytes]:

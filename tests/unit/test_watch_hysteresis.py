@@ -310,7 +310,7 @@ class Agents:
     def __init__(self) -> None:
         self.api, self.started = self, {}
 
-    def exec_create(self, container: str, cmd: list[str]) -> dict:
+    def exec_create(self, container: str, cmd: list[str], **options: object) -> dict:
         self.started[container] = cmd
         return {"Id": container}
 
