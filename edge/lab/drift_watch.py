@@ -17,6 +17,7 @@ digest text.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +30,15 @@ from edge.model.lab import Lab
 DRIFT, DRIFTED = "DRIFT", "drift"       # the alarm's class and service
 
 # Per node, in sections: each configuration file's sha256, the ruleset without counters (`-s`:
-# a counter that counts traffic is no drift), the routes, and each supervised program's state.
-# The same reading as the preview's "live lab untouched" digest (edge/workflow/staged.py), kept
-# apart per file so that a difference can be named.
+# a counter that counts traffic is no drift) and without Docker's `ip nat` table (its embedded
+# DNS rules name ports Docker picks anew at each container start), the routes, and each
+# supervised program's state. The same reading as the preview's "live lab untouched" digest
+# (edge/workflow/staged.py), kept apart per file so that a difference can be named.
 DIGEST_SCRIPT = (
     "echo '@@ files'; find /etc /opt /var/lib/bind -xdev -type f 2>/dev/null | sort"
     " | xargs -r sha256sum;"
-    " echo '@@ ruleset'; nft -s list ruleset 2>/dev/null | sha256sum | cut -d' ' -f1;"
+    " echo '@@ ruleset'; nft -s list ruleset 2>/dev/null"
+    " | awk '/^table ip nat /{s=1} !s{print} s&&/^}/{s=0}' | sha256sum | cut -d' ' -f1;"
     " echo '@@ routes'; ip route;"
     " echo '@@ programs'; supervisorctl status 2>/dev/null | awk '{print $1, $2}'"
 )
@@ -73,8 +76,13 @@ def parse_digest(text: str) -> NodeDigest:
         name, _, state = line.partition(" ")
         programs[name] = state.strip()
     return NodeDigest(files, " ".join(parts.get("ruleset", [])),
-                      frozenset(" ".join(line.split()) for line in parts.get("routes", [])),
-                      programs)
+                      frozenset(_route(line) for line in parts.get("routes", [])), programs)
+
+
+def _route(line: str) -> str:
+    """A route as compared: spaces normalised, without the kernel's next-hop object id (`nhid
+    N`: a route FRR installs again after a session flap gets a new one, the same route)."""
+    return re.sub(r" nhid \d+", "", " ".join(line.split()))
 
 
 def changes(node: str, before: NodeDigest, after: NodeDigest) -> list[str]:

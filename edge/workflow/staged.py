@@ -218,6 +218,16 @@ def _fewer_answers(was: Result, now: Result) -> list[str]:
     return sorted(old - new) if new and new < old else []
 
 
+def _share(count: int, members: list[str], names: dict[str, str], lab: Lab | None) -> str:
+    """"1 of 2 load balancer addresses": `count` of the `members` (nodes, or addresses that
+    `names` maps to nodes), in the words of their role when they share one."""
+    roles = {lab.nodes[names.get(m, m)].role for m in members
+             if lab and names.get(m, m) in lab.nodes}
+    role = roles.pop() if len(roles) == 1 else ""
+    return " ".join(w for w in (f"{count} of {len(members)}", ROLE_WORDS.get(role, role),
+                                "addresses") if w)
+
+
 def compare(baseline: list[Result], after: list[Result], lab: Lab | None = None
             ) -> list[FlowDelta]:
     """Classify every flow whose verdict or DNS answers changed (pure; `lab`, when given, names
@@ -251,10 +261,9 @@ def compare(baseline: list[Result], after: list[Result], lab: Lab | None = None
         elif now.flow.kind == "dns" and was.detail.get("answers") != now.detail.get("answers"):
             kind = "answers-changed"
         if kind:
-            role = lab.nodes[now.flow.target].role if lab and now.flow.target in lab.nodes \
-                else ""
-            share = (f"{sum(not o.ok for o in peers)} of {len(peers)} "
-                     f"{ROLE_WORDS.get(role, role)} addresses".replace("  ", " "))
+            share = (_share(len(left), was.detail.get("answers") or [], names, lab) if lost
+                     else _share(sum(not o.ok for o in peers),
+                                 [o.flow.target for o in peers], {}, lab))
             deltas.append(FlowDelta(now.flow.name, now.flow.rule, now.flow.vantage,
                                     now.flow.target, now.flow.must, kind, _outcome(was),
                                     _outcome(now), now.reason, "", said(was, names),
@@ -310,6 +319,12 @@ def change_scope(change: Change, live: Revision, lab: Lab, backend: stack.Backen
     target = change.on(live)
     return scope.hosts(change, changed_paths(live.tree, target.tree), lab,
                        materialize(target.tree, backend.state) / "roles")
+
+
+def declared_for(target: Revision, backend: stack.Backend) -> invariants.Declared:
+    """What the roles declare beyond the flows (redundant sets, zone agreement), as the
+    previewed revision's roles hold them: a role the change brings brings its own."""
+    return invariants.load_declared(materialize(target.tree, backend.state) / "roles")
 
 
 def _staging_baseline(staging: str, live: Revision, backend: stack.Backend) -> ConvergeResult:
@@ -376,8 +391,8 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
     preview.live_revision = current.id
     target = change.on(current)
     preview.target_revision, preview.target_tree = target.id, target.tree
-    try:   # what the roles declare beyond the flows, as the previewed revision has them
-        declared = invariants.load_declared(materialize(target.tree, backend.state) / "roles")
+    try:
+        declared = declared_for(target, backend)
     except invariants.InvariantError as err:
         preview.reasons = [str(err)]
         return preview
@@ -452,8 +467,7 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
     if preview.verdict == SAFE and preview.noop:
         preview.verdict = NOOP
         preview.reasons = ["nothing changes: no Pulumi step, no check-mode difference, no task "
-                           f"changed on '{staging}', no contract flow changed, nothing the "
-                           "roles declare redundant or in agreement changed"]
+                           f"changed on '{staging}', no contract flow changed"]
     lap("change")
     preview.live_digest_after = config_digest(live_lab)
     errors = [f"the firewall's ruleset on '{staging}' could not be read, so the must-block flows "

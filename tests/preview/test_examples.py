@@ -19,26 +19,48 @@ from tests.preview.conftest import live_digests
 
 EXAMPLES = sorted((ROOT / "changes" / "examples").glob("*.yaml"))
 
-# What each example does to the contract, measured on the staged copy: the kinds of its flow
-# deltas, and whether the static policy check flags a firewall rule. Why each:
+# What each example does, measured on the staged copy: the kinds of its flow deltas, whether the
+# static policy check flags a firewall rule, and the kinds of what the preview holds besides the
+# flows (edge/workflow/invariants.py: redundant sets the roles declare, the name servers'
+# agreement). Why each:
 #  - border-withdraws-prefix, firewall-policy-drop, lb-wrong-bind: every client flow into the dmz
-#    (or to the load balancers) breaks at once; no flow of the same entry keeps working.
-#  - ns1-stopped: ns2 still answers each DNS entry ns1 no longer does.
+#    (or to the load balancers) breaks at once; no flow of the same entry keeps working. Both
+#    borders lose the prefix they learnt over BGP too.
+#  - ns1-stopped: ns2 still answers each DNS entry ns1 no longer does (silent: lost redundancy),
+#    and the node is gone with its programs.
 #  - open-rndc: the client reaches rndc (must-block) through the new rule; the policy check
 #    flags the rule too.
 #  - open-controller: no route leads from the internet to the PaaS network, so no measured flow
 #    changes; only the policy check sees the rule that would expose the controller.
-#  - the SAFE ones change no measured flow (answers included: the probes ask other names).
-EXPECTED: dict[str, tuple[set[str], bool]] = {
-    "border-withdraws-prefix": ({"outage"}, False),
-    "dns-record": (set(), False),
-    "dns-ttl": (set(), False),
-    "firewall-policy-drop": ({"outage"}, False),
-    "lb-wrong-bind": ({"outage"}, False),
-    "new-app-route": (set(), False),
-    "ns1-stopped": ({"redundancy-lost"}, False),
-    "open-controller": (set(), True),
-    "open-rndc": ({"security-regression"}, True),
+#  - dns-ns2-own-primary: every name still answers the same at both servers; ns2 names itself
+#    primary with a serial of its own, so the name servers disagree.
+#  - dns-publishes-only-lb1: the names answer at lb1 only: lost redundancy (not an outage), in
+#    the flows and in the zone.
+#  - border2-drops-prefix: traffic uses border, so no flow changes; border2's learnt prefix is
+#    gone.
+#  - lb2-health-check-wrong-path: lb2 answers 503 while lb1 serves: a partial outage; lb2's
+#    backend servers are down.
+#  - the SAFE ones (their look-alikes included: dns-primary-moves-to-ns2,
+#    dns-lists-lbs-in-another-order, border2-accepts-transit-too, lb2-health-checks-slower)
+#    change no measured flow (answers included: the probes ask other names) and lose nothing.
+EXPECTED: dict[str, tuple[set[str], bool, set[str]]] = {
+    "border-withdraws-prefix": ({"outage"}, False, {"redundancy-lost"}),
+    "border2-accepts-transit-too": (set(), False, set()),
+    "border2-drops-prefix": (set(), False, {"redundancy-lost"}),
+    "dns-lists-lbs-in-another-order": (set(), False, set()),
+    "dns-ns2-own-primary": (set(), False, {"dns-disagreement"}),
+    "dns-primary-moves-to-ns2": (set(), False, set()),
+    "dns-publishes-only-lb1": ({"redundancy-lost"}, False, {"redundancy-lost"}),
+    "dns-record": (set(), False, set()),
+    "dns-ttl": (set(), False, set()),
+    "firewall-policy-drop": ({"outage"}, False, set()),
+    "lb-wrong-bind": ({"outage"}, False, set()),
+    "lb2-health-check-wrong-path": ({"partial-outage"}, False, {"redundancy-lost"}),
+    "lb2-health-checks-slower": (set(), False, set()),
+    "new-app-route": (set(), False, set()),
+    "ns1-stopped": ({"redundancy-lost"}, False, {"redundancy-lost"}),
+    "open-controller": (set(), True, set()),
+    "open-rndc": ({"security-regression"}, True, set()),
 }
 
 
@@ -58,9 +80,10 @@ def test_example_change_gets_the_expected_verdict(lab: Lab, previews: dict[str, 
     assert before and before == after == result.live_digest == result.live_digest_after, \
         "live was touched"
     assert result.after, "the preview never measured the staged copy after the change"
-    kinds, flagged = EXPECTED[path.stem]
+    kinds, flagged, held = EXPECTED[path.stem]
     assert {d.kind for d in result.deltas} == kinds, preview_table(result)
     assert bool(result.policy) == flagged, result.policy
+    assert {f.kind for f in result.invariants} == held, preview_table(result)
     if expected == UNSAFE:
         assert result.reasons and "<failure" in preview_junit(result)
     else:
@@ -88,3 +111,26 @@ def test_kinds_of_breakage_are_told_apart_and_located(previews: dict[str, Previe
     assert all("default deny of firewall" in w for w in where["firewall-policy-drop"])
     page = preview_html(found["border-withdraws-prefix"])
     assert "<svg" in page and "border has no route" in page
+
+
+def test_what_users_see_is_said_in_words(previews: dict[str, Preview]) -> None:
+    """An error at one of two load balancers is a partial outage with its share; a name at fewer
+    load balancers, a border that stopped learning the prefix and name servers that no longer
+    agree are each named; no reason says "answered -> answered"."""
+    partial = previews["lb2-health-check-wrong-path"]
+    assert any(r.startswith("PARTIAL OUTAGE: http-api-at-lb@lb2 answers 503 (no healthy "
+                            "backend)") and "1 of 2 load balancer addresses" in r
+               for r in partial.reasons), partial.reasons
+    assert any("lb2: backend servers:" in r for r in partial.reasons), partial.reasons
+    published = previews["dns-publishes-only-lb1"]
+    assert any(r.startswith("REDUNDANCY LOST: api.paas.test: ") and "(lb2) no longer published"
+               in r for r in published.reasons), published.reasons
+    assert any("publishes only lb1" in r for r in published.reasons), published.reasons
+    border2 = previews["border2-drops-prefix"]
+    assert any(r.startswith("REDUNDANCY LOST: border2: prefixes learnt over BGP: ")
+               for r in border2.reasons), border2.reasons
+    split = previews["dns-ns2-own-primary"]
+    assert any(r.startswith("NAME SERVERS DISAGREE: paas.test: the servers name different "
+                            "primaries") for r in split.reasons), split.reasons
+    for p in (partial, published, border2, split):
+        assert not any("answered -> answered" in r for r in p.reasons)

@@ -56,6 +56,14 @@ def test_an_unchanged_node_has_no_drift() -> None:
     assert changes("lb1", parse_digest(LB1), parse_digest(shuffled)) == []
 
 
+def test_a_route_installed_again_with_a_new_next_hop_id_is_the_same_route() -> None:
+    bgp = "@@ routes\n198.18.34.0/24 nhid 6 via 198.18.33.2 dev eth1 proto bgp metric 20\n"
+    assert changes("border", parse_digest(bgp), parse_digest(bgp.replace("nhid 6", "nhid 17"))) \
+        == []
+    assert changes("border", parse_digest(bgp), parse_digest("@@ routes\n")) == [
+        "border: route 198.18.34.0/24 via 198.18.33.2 dev eth1 proto bgp metric 20 removed"]
+
+
 def test_each_keystroke_is_named_with_its_node() -> None:
     before = parse_digest(LB1)
     after = parse_digest(edited(edited(edited(edited(

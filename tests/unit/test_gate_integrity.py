@@ -27,6 +27,7 @@ from edge.lab.probes import Result
 from edge.model.change import Change
 from edge.model.revision import Revision, materialize, worktree_tree
 from edge.model.state import LiveRecord, StackLocked, StackState, StagingRecord, stack_lock
+from edge.workflow.invariants import Declared
 from edge.workflow.staged import ERROR, NOOP, SAFE, UNSAFE, Preview, file_digest, run_preview
 from tests.unit.test_apply_phases import (
     CHANGE,
@@ -222,6 +223,7 @@ class StagedLab:
         patches = {
             "config_digest": lambda lab: "digest",
             "change_scope": lambda change, live, lab, backend: self.scope,
+            "declared_for": lambda target, backend: Declared(),
             "_staging_baseline": lambda staging, live, backend: ConvergeResult(
                 "successful", 1.0, {}),
             "static_stage": lambda live, target, backend, hosts: (self.infra_steps, self.check),
