@@ -63,7 +63,7 @@ BASELINE_SETTLE_S = 20.0
 # routes and which supervised programs run.
 DIGEST_SCRIPT = (
     "find /etc /opt /var/lib/bind -xdev -type f 2>/dev/null | sort | xargs -r sha256sum;"
-    " nft list ruleset 2>/dev/null; ip route; supervisorctl status | awk '{print $1, $2}'"
+    " nft -s list ruleset 2>/dev/null; ip route; supervisorctl status | awk '{print $1, $2}'"
 )
 
 
