@@ -402,6 +402,15 @@ class Watcher:
         self._green = threading.Event()
 
     def start(self) -> Watcher:
+        """Start an agent per vantage point (and the drift check). Interrupted or failing
+        halfway, what was started is stopped again before the error goes on."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Watcher:
         self.started = time.time()
         by_vantage: dict[str, list[Flow]] = {}
         for flow in self.flows + self.block_flows:

@@ -28,6 +28,7 @@ from edge.lab.watch import DEGRADED, EXTERNAL, INTERNAL, Watcher
 from edge.model.contract import Contract, expand
 from edge.model.datafile import load_checked
 from edge.model.lab import Lab
+from edge.model.state import StackState
 from edge.workflow import drift
 
 CLASSES = (EXTERNAL, DEGRADED, INTERNAL)
@@ -171,8 +172,10 @@ def run_replay(incident: Incident, lab: Lab, contract: Contract, restore: bool =
         fault_t = watcher.mark("fault", "inject: " + ", ".join(map(str, incident.steps))).t
         # All at once, as the incidents happened (one keystroke took everything out).
         with ThreadPoolExecutor(max_workers=len(incident.steps)) as pool:
-            started = [pool.submit(faults.inject, step.fault, step.node, lab, step.options)
-                       for step in incident.steps]
+            # Recorded before injected (with `state_dir`): a kill of the replay never leaves an
+            # unrecorded fault; each record is forgotten once its fault is undone.
+            started = [pool.submit(faults.inject, step.fault, step.node, lab, step.options,
+                                   state_dir) for step in incident.steps]
         injected += [f.result() for f in started if not f.exception()]
         failed = [f.exception() for f in started if f.exception()]
         if failed:          # undone in `finally`, whatever did go in
@@ -199,12 +202,13 @@ def run_replay(incident: Incident, lab: Lab, contract: Contract, restore: bool =
             restore_t = watcher.mark("restore", "restore: edge drift --revert").t
             progress("replay: edge drift --revert")
             reverted = drift.revert(lab.stack, contract, backend, hold_lock=False)
+            _forget(injected, state_dir)
             injected = []
             if not reverted.ok:
                 result.problems.append(f"edge drift --revert failed: "
                                        f"{reverted.found.errors or reverted.failing}")
         elif restore:
-            restore_t = _restore(watcher, injected, lab, progress)
+            restore_t = _restore(watcher, injected, lab, progress, state_dir)
         if restore:
             green = watcher.wait_event("green", restore_t, RECOVER_WAIT_S)
             if green:
@@ -218,12 +222,10 @@ def run_replay(incident: Incident, lab: Lab, contract: Contract, restore: bool =
                 result.problems.append(f"the lab is not green after the restore (down: "
                                        f"{', '.join(watcher.down()) or 'a must-block flow'})")
         else:               # left in place on purpose: recorded for `edge fault clear`
-            for fault in injected if state_dir is not None else []:
-                faults.record(state_dir, fault)
             injected = []
     finally:
         if injected:        # an error halfway: never leave the lab broken
-            _restore(watcher, injected, lab, progress)
+            _restore(watcher, injected, lab, progress, state_dir)
         watcher.stop()
         result.events, result.samples = watcher.recorded()
     return result
@@ -249,11 +251,22 @@ def _expect_drift(watcher: Watcher, incident: Incident, fault_t: float,
     result.problems.append(f"no DRIFT alarm naming {', '.join(incident.drift)}")
 
 
+def _forget(undone: list[faults.Fault], state_dir: Path | None) -> None:
+    """The records of faults that are no longer in place."""
+    if state_dir is not None:
+        store = StackState(state_dir)
+        for fault in undone:
+            store.forget_fault(fault)
+
+
 def _restore(watcher: Watcher, injected: list[faults.Fault], lab: Lab,
-             progress: Progress) -> float:
-    """Undo the injected faults, last first; returns the restore's watch time."""
+             progress: Progress, state_dir: Path | None = None) -> float:
+    """Undo the injected faults, last first, forgetting each record; returns the restore's
+    watch time."""
     t = watcher.mark("restore", "restore: undo every fault").t
     progress("replay: restoring")
     while injected:
-        faults.undo(injected.pop(), lab)
+        fault = injected.pop()
+        faults.undo(fault, lab)
+        _forget([fault], state_dir)
     return t

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -95,15 +94,15 @@ def test_a_date_must_be_quoted(tmp_path: Path, value: str) -> None:
     assert f":2: when: {value} reads as a date, not as text. Quote it: '{value}'." in message
 
 
-def test_billion_laughs_stops_at_the_bound_quickly(tmp_path: Path) -> None:
+def test_billion_laughs_stops_at_the_bound(tmp_path: Path) -> None:
+    """Expanded, these aliases would be 10**9 values: the loader stops counting at the bound
+    (its speed is the benchmark's business, not a test's)."""
     levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
     for i in range(1, 9):
         levels.append(f"l{i}: &l{i} [" + ", ".join([f"*{'a' if i == 1 else f'l{i - 1}'}"] * 10)
                       + "]")
-    started = time.monotonic()
     message = error(tmp_path, "\n".join(levels) + "\n")
     assert f"more than {MAX_VALUES} values once its *aliases are expanded" in message
-    assert time.monotonic() - started < 5
 
 
 def test_an_alias_inside_itself_is_refused(tmp_path: Path) -> None:
