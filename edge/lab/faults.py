@@ -461,11 +461,6 @@ def undo(fault: Fault, lab: Lab) -> None:
                          "forget the fault by removing it from faults.json.") from None
 
 
-def record(state_dir: Path, fault: Fault) -> None:
-    """Remember a fault injected without `state_dir`, so that any later process can undo it."""
-    StackState(state_dir).add_fault(fault)
-
-
 def active(state_dir: Path) -> list[Fault]:
     """The stack's recorded faults, oldest first (with any still `injecting`)."""
     return StackState(state_dir).faults()

@@ -157,8 +157,9 @@ def test_bgp_wait_says_what_it_waited_for(lab: Lab, docker_client: docker.Docker
     """The BGP wait of the frr role, on a session bgpd does not have: a failure in words (what it
     waited for, what it saw), not an error of its own about the shape of bgpd's JSON."""
     script = (ROLES / "frr" / "files" / "bgp_established.py").read_text()
+    peer = "198.18.255.254"     # a lab address no bgpd is configured with
     code, out = run_in(docker_client, lab, "border",
-                       ["python3", "-c", script, "--wait", "0", "--routes", "192.0.2.1=nobody"])
+                       ["python3", "-c", script, "--wait", "0", "--routes", f"{peer}=nobody"])
     assert code == 1, out
-    assert out == ("waited 0s for the BGP session(s) with 192.0.2.1 to be Established with a "
-                   "prefix received; last seen: 192.0.2.1 (nobody): not configured in bgpd"), out
+    assert out == (f"waited 0s for the BGP session(s) with {peer} to be Established with a "
+                   f"prefix received; last seen: {peer} (nobody): not configured in bgpd"), out

@@ -64,7 +64,7 @@ def injected(lab: Lab, flows: list[Flow], state: Path,
     whatever happened, and the contract all green again within RECOVER_S."""
     try:
         for kind, target, options in specs:
-            faults.record(state, faults.inject(kind, target, lab.view, options))
+            faults.inject(kind, target, lab.view, options, state_dir=state)
         yield faults.active(state)
     finally:
         faults.clear(state, lab.view)

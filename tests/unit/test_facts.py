@@ -37,9 +37,9 @@ def test_frr_running_config_of_the_border_announces_nothing() -> None:
 def test_frr_running_config_without_bgp_and_networks_of_other_protocols() -> None:
     assert facts.frr_running_config(fixture("frr_running_config", "empty")) == facts.FrrConfig()
     ospf = ("router ospf\n network 10.0.0.0/8 area 0\nexit\n!\n"
-            "router bgp 65010\n network 192.0.2.0/24\n")
+            "router bgp 65010\n network 198.18.66.0/24\n")
     frr = facts.frr_running_config(ospf)
-    assert (frr.asn, frr.networks) == (65010, ["192.0.2.0/24"])
+    assert (frr.asn, frr.networks) == (65010, ["198.18.66.0/24"])
 
 
 def test_bgp_summary_keyed_by_address_family() -> None:
@@ -146,7 +146,7 @@ def test_routes_of_the_border_and_a_load_balancer() -> None:
     assert [(r.dst, r.gateway) for r in lb1 if r.gateway] == [
         ("198.18.0.0/24", "198.18.2.1"), ("198.18.1.0/24", "198.18.2.1")]
     assert facts.routes(fixture("ip_route", "no_routes")) == []
-    assert facts.routes('[{"dst":"192.0.2.7","dev":"eth0"}]')[0].dst == "192.0.2.7/32"
+    assert facts.routes('[{"dst":"198.18.66.7","dev":"eth0"}]')[0].dst == "198.18.66.7/32"
 
 
 # --- zone files ---------------------------------------------------------------------------------
