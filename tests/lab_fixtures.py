@@ -14,12 +14,14 @@ its own objects. A process of another host cannot be checked, so its objects are
 Each run also keeps a marker volume for its whole life, which is how other runs know it is alive
 before it has created anything else.
 
-Address slots used here (the user's stacks take the low ones: lab 0, staging 1):
-  24: the staging copy of tests/preview; 27: the configured lab shared by tests/infra, tests/e2e
-  and tests/preview; 28: the address-clash test;
-  30: the Pulumi lifecycle stack; 31: direct provider tests.
-Two lab runs at once therefore clash on addresses and names (the second one's `pulumi up` says
-which network overlaps); neither removes the other's objects.
+Lanes: address slots and stack names a run uses (the user's stacks take the low slots: lab 0,
+staging 1; bench/ takes 16-23). Lane 0, what CI runs: 27 the configured lab `t-lab` shared by
+tests/infra, tests/e2e, tests/preview, tests/replay and tests/cli; 24 its staging copy
+`t-staging`; 28 the address-clash test; 30 the Pulumi lifecycle stack; 31 direct provider tests.
+EDGE_TEST_LANE=1 or 2 moves a run to slots 5-9 or 10-14 and stack names `t1-…`/`t2-…`, so two
+checkouts (or a developer beside CI) run the lab suites at once; two runs in one lane clash on
+addresses and names (the second one's `pulumi up` says which network overlaps), and neither
+removes the other's objects.
 
 Set EDGE_TEST_REUSE=STACK to run the infra and e2e suites against an already configured stack of
 the project's own state (`make up`, or `edge up --stack NAME --slot N`; EDGE_STATE names another
@@ -31,6 +33,7 @@ the e2e suite; CI never sets it. The suites that break the lab and roll it back 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import socket
@@ -45,11 +48,35 @@ import pytest
 from edge.engines import cleanup, configure, stack
 from edge.engines.images import image_ref
 from edge.model.lab import Lab as LabView
-from edge.model.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_RUN, LABEL_STACK, PROJECT
+from edge.model.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_RUN, LABEL_STACK, PROJECT, shift
+from edge.model.topology import load_topology
 from edge.workflow.up import bring_up
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGURED_STACK, CONFIGURED_SLOT = "t-lab", 27
+LANE = os.environ.get("EDGE_TEST_LANE", "0")
+LANES = {"0": {"lab": 27, "staging": 24, "clash": 28, "lifecycle": 30, "provider": 31},
+         "1": {"lab": 5, "staging": 6, "clash": 7, "lifecycle": 8, "provider": 9},
+         "2": {"lab": 10, "staging": 11, "clash": 12, "lifecycle": 13, "provider": 14}}
+if LANE not in LANES:
+    raise pytest.UsageError(f"EDGE_TEST_LANE={LANE!r}: choose one of {', '.join(LANES)}")
+
+
+def lane_stack(use: str) -> str:
+    """The name of the test stack for `use` (a key of LANES) in this run's lane."""
+    return f"t-{use}" if LANE == "0" else f"t{LANE}-{use}"
+
+
+def lane_slot(use: str) -> int:
+    return LANES[LANE][use]
+
+
+def lane_address(address: str, use: str) -> str:
+    """`address`, written for slot 0 of the reference topology, moved to the slot of `use`."""
+    topology = load_topology(ROOT / "topology" / "reference.yaml")
+    return str(shift(ipaddress.IPv4Address(address), topology, lane_slot(use)))
+
+
+CONFIGURED_STACK, CONFIGURED_SLOT = lane_stack("lab"), lane_slot("lab")
 REUSE = os.environ.get("EDGE_TEST_REUSE", "")
 TEST_LABELS = {LABEL_PURPOSE: "test"}
 RUN_RE = re.compile(r"(?P<pid>\d+)\.(?P<start>\d+)@(?P<host>.+)")

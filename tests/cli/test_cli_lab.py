@@ -9,6 +9,7 @@ tests are expected failures (said once per test, by `lab_state`).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -92,3 +93,34 @@ def test_fault_inject_list_and_clear(lab: Lab, lab_state: Path, breaks_the_lab: 
     assert cleared.returncode == 0, cleared.stdout + cleared.stderr
     assert "undone: stop lb1" in cleared.stdout
     assert run(lab, lab_state, "fault", "list").stdout.strip() == "no active fault"
+
+
+# An incident whose expected alarm cannot come: ns2 is one of two name servers, so stopping it
+# loses redundancy and no outside user loses DNS. A watcher that raised EXTERNAL OUTAGE here would
+# be crying wolf; a replay that reported PASS here would be lying.
+WRONG_EXPECTATION = """\
+replays:
+  redundant-ns-down:
+    description: One of two name servers stops; expected, wrongly, to be an outage.
+    inject:
+      - {fault: stop, node: ns2}
+    expect: {class: EXTERNAL OUTAGE, service: dns, within_s: 2}
+    hold_s: 1
+"""
+
+
+def test_a_replay_whose_alarm_never_comes_fails_with_exit_1(
+        lab: Lab, lab_state: Path, tmp_path: Path, breaks_the_lab: None) -> None:
+    catalog = tmp_path / "replays.yaml"
+    catalog.write_text(WRONG_EXPECTATION)
+    proc = run(lab, lab_state, "replay", "redundant-ns-down", "--catalog", str(catalog),
+               "--out", str(tmp_path / "report"))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "FAIL: redundant-ns-down: detected nothing" in proc.stdout, proc.stdout[-3000:]
+    assert "no EXTERNAL OUTAGE (dns) alarm within 10s" in proc.stdout, proc.stdout[-3000:]
+    # It failed as a verdict, not as an accident: the fault was undone and the lab is green.
+    assert "the lab is not green" not in proc.stdout
+    assert run(lab, lab_state, "fault", "list").stdout.strip() == "no active fault"
+    assert run(lab, lab_state, "verify").returncode == 0
+    report = json.loads((tmp_path / "report" / "replay.json").read_text())
+    assert report["ok"] is False and report["detected"] == "", report

@@ -14,29 +14,34 @@ import pytest
 from pulumi.dynamic import CreateResult
 
 from edge.infra.docker_provider import ContainerProvider, NetworkProvider, VolumeProvider
-from tests.lab_fixtures import labels_for
+from tests.lab_fixtures import labels_for, lane_address, lane_stack
 
-STACK = "t-provider"
-SUBNET, GATEWAY = "198.19.240.0/24", "198.19.240.254"   # slot 31's public block
+STACK = lane_stack("provider")
+NET, BOX, VOL = f"edge-{STACK}-net", f"edge-{STACK}-box", f"edge-{STACK}-vol"
+# The provider slot's first public /24s (the reference topology's 198.18.0.0 and 198.18.1.0).
+BASE, NEXT = lane_address("198.18.0.0", "provider"), lane_address("198.18.1.0", "provider")
+PREFIX = BASE.rsplit(".", 1)[0]
+SUBNET, GATEWAY, ADDRESS = f"{BASE}/24", f"{PREFIX}.254", f"{PREFIX}.10"
+ROUTE = f"{NEXT}/24 via {PREFIX}.1"
 
 
 def network_props(**over) -> dict:
-    return {"name": "edge-t-provider-net", "subnet": SUBNET, "gateway": GATEWAY,
+    return {"name": NET, "subnet": SUBNET, "gateway": GATEWAY,
             "internal": True, "labels": labels_for(STACK)} | over
 
 
 def container_props(image: str, **over) -> dict:
-    return {"name": "edge-t-provider-box", "image": image, "hostname": "box",
-            "networks": {"edge-t-provider-net": "198.19.240.10"}, "cap_add": ["NET_ADMIN"],
+    return {"name": BOX, "image": image, "hostname": "box",
+            "networks": {NET: ADDRESS}, "cap_add": ["NET_ADMIN"],
             "sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"},
-            "env": {"EDGE_ROUTES": "198.19.241.0/24 via 198.19.240.1"},
-            "mounts": {"edge-t-provider-vol": "/data"}, "labels": labels_for(STACK),
-            "restart_policy": "unless-stopped", "dns": ["198.19.240.53"], "command": [],
+            "env": {"EDGE_ROUTES": ROUTE},
+            "mounts": {VOL: "/data"}, "labels": labels_for(STACK),
+            "restart_policy": "unless-stopped", "dns": [f"{PREFIX}.53"], "command": [],
             "running": True} | over
 
 
 def test_check_names_each_bad_input() -> None:
-    result = NetworkProvider().check({}, network_props(subnet="198.19.240.0/33", internal=False,
+    result = NetworkProvider().check({}, network_props(subnet=f"{PREFIX}.0/33", internal=False,
                                                        labels={"x": "y"}))
     failures = {f.property: f.reason for f in result.failures}
     assert "not an IPv4 prefix" in failures["subnet"]
@@ -54,7 +59,7 @@ def test_diff_says_what_replaces_and_what_updates(image: str) -> None:
     old = container_props(image) | {"container_id": "abc"}
     same = provider.diff("abc", old, container_props(image))
     assert same.changes is False and same.replaces == []
-    moved = provider.diff("abc", old, container_props(image, networks={"n": "198.19.240.11"}))
+    moved = provider.diff("abc", old, container_props(image, networks={"n": f"{PREFIX}.11"}))
     assert moved.changes and moved.replaces == ["networks"] and moved.delete_before_replace
     restart = provider.diff("abc", old, container_props(image, running=False))
     assert restart.changes and restart.replaces == []
@@ -71,7 +76,7 @@ def network(docker_client: docker.DockerClient) -> Iterator[CreateResult]:
 @pytest.fixture
 def volume(docker_client: docker.DockerClient) -> Iterator[CreateResult]:
     """The tests' volume, likewise."""
-    created = VolumeProvider().create({"name": "edge-t-provider-vol", "labels": labels_for(STACK)})
+    created = VolumeProvider().create({"name": VOL, "labels": labels_for(STACK)})
     yield created
     VolumeProvider().delete(created.id, created.outs)
 
@@ -91,16 +96,16 @@ def test_network_volume_container_lifecycle(docker_client: docker.DockerClient, 
     api = docker_client.api
     assert api.inspect_network(network.id)["Internal"] is True
     assert network.outs["subnet"] == SUBNET and network.outs["gateway"] == GATEWAY
-    assert api.inspect_volume(volume.id)["Name"] == "edge-t-provider-vol"
+    assert api.inspect_volume(volume.id)["Name"] == VOL
 
     provider = ContainerProvider()
     created = provider.create(container_props(image))
     containers.append(created)
     info = api.inspect_container(created.id)
     assert info["State"]["Running"] and created.outs["running"] is True
-    assert created.outs["networks"] == {"edge-t-provider-net": "198.19.240.10"}
+    assert created.outs["networks"] == {NET: ADDRESS}
     routes = docker_client.containers.get(created.id).exec_run(["ip", "route"]).output.decode()
-    assert "198.19.241.0/24 via 198.19.240.1" in routes and "default" not in routes
+    assert ROUTE in routes and "default" not in routes
 
     api.stop(created.id, timeout=1)                       # stopped by hand
     assert provider.read(created.id, created.outs).outs["running"] is False
@@ -122,6 +127,6 @@ def test_container_whose_init_fails_is_an_error(docker_client: docker.DockerClie
                                                containers: list[CreateResult]) -> None:
     with pytest.raises(RuntimeError, match="(?s)stopped right after start.*cannot install route"):
         containers.append(ContainerProvider().create(container_props(
-            image, mounts={}, env={"EDGE_ROUTES": "198.19.241.0/24 via 198.19.99.1"},
+            image, mounts={}, env={"EDGE_ROUTES": f"{NEXT}/24 via 198.19.99.1"},
             restart_policy="no")))
-    assert docker_client.api.containers(all=True, filters={"name": "edge-t-provider-box"}) == []
+    assert docker_client.api.containers(all=True, filters={"name": BOX}) == []

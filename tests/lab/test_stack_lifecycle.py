@@ -1,6 +1,6 @@
 """The whole reference lab through the real Pulumi CLI: up, inspect, drift, refresh, destroy.
 
-One throw-away stack at slot 30 with its own file backend, labelled purpose=test. No test relies
+One throw-away stack (slot 30 in lane 0, see tests/lab_fixtures.py) with its own file backend, labelled purpose=test. No test relies
 on the ones before it: each asks for `view`, which brings the stack (back) up whenever any of
 it is missing or stopped (after the destroy test, for one), and a test that breaks the stack by
 hand asks for `restored`, which puts it back afterwards whatever happened.
@@ -20,21 +20,22 @@ from edge.engines import cleanup, stack
 from edge.model.lab import Lab
 from edge.model.plan import LABEL_STACK
 from edge.model.topology import load_topology
-from tests.lab_fixtures import ROOT, labels_for, stack_config
+from tests.lab_fixtures import ROOT, labels_for, lane_address, lane_slot, lane_stack, stack_config
 
-STACK = f"t-life-{os.getpid() % 100000}"
-SLOT = 30
+STACK = f"{lane_stack('life')}-{os.getpid() % 100000}"
+SLOT = lane_slot("lifecycle")
+CLASH, SQUATTER = lane_stack("clash"), lane_stack("squatter")
 TOPOLOGY = load_topology(ROOT / "topology" / "reference.yaml")
 
 
 def public(third: int, host: int) -> str:
-    """Slot 30 of the public block 198.18.0.0/20: 198.18.<third>.<host> moves to 198.19.224+."""
-    return f"198.19.{224 + third}.{host}"
+    """198.18.<third>.<host> of the reference topology, moved to this stack's slot."""
+    return lane_address(f"198.18.{third}.{host}", "lifecycle")
 
 
 def internal(host: int) -> str:
-    """Slot 30 of the internal block 10.64.0.0/16: 10.64.0.<host> moves to 10.94.0.<host>."""
-    return f"10.94.0.{host}"
+    """10.64.0.<host> of the reference topology, moved to this stack's slot."""
+    return lane_address(f"10.64.0.{host}", "lifecycle")
 
 
 @pytest.fixture(scope="module")
@@ -170,20 +171,20 @@ def test_destroy_leaves_nothing(backend: stack.Backend, view: Lab,
 
 def test_address_overlap_is_one_error_and_creates_nothing(
         tmp_path: Path, docker_client: docker.DockerClient) -> None:
-    """A Docker network already on slot 28's dmz prefix: the preview refuses, naming both."""
+    """A Docker network already on the clash slot's dmz prefix: the preview refuses, naming both."""
+    dmz = lane_address("198.18.2.0", "clash")
     squatter = docker_client.networks.create(
-        "edge-t-squatter", internal=True, labels=labels_for("t-squatter"),
-        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
-            subnet="198.19.194.0/25")]))   # slot 28: 198.18.2.0/24 -> 198.19.194.0/24
+        f"edge-{SQUATTER}", internal=True, labels=labels_for(SQUATTER),
+        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=f"{dmz}/25")]))
     try:
         backend = stack.Backend(state=tmp_path)
-        stack.select_stack("t-clash", backend, stack_config(28))
-        proc = stack.pulumi(["up", "--yes", "--stack", "t-clash"], backend, check=False)
+        stack.select_stack(CLASH, backend, stack_config(lane_slot("clash")))
+        proc = stack.pulumi(["up", "--yes", "--stack", CLASH], backend, check=False)
         said = proc.stdout + proc.stderr
         assert proc.returncode != 0
-        assert ("network 'dmz' of stack 't-clash' (198.19.194.0/24) overlaps Docker network "
-                "'edge-t-squatter' (198.19.194.0/25)") in said, said
-        assert cleanup.count({LABEL_STACK: "t-clash"}, docker_client).total == 0
+        assert (f"network 'dmz' of stack '{CLASH}' ({dmz}/24) overlaps Docker network "
+                f"'edge-{SQUATTER}' ({dmz}/25)") in said, said
+        assert cleanup.count({LABEL_STACK: CLASH}, docker_client).total == 0
     finally:
-        stack.remove_stack("t-clash", backend)
+        stack.remove_stack(CLASH, backend)
         squatter.remove()

@@ -1,7 +1,7 @@
 """The staged copy shared by the preview and apply suites, and each example previewed once.
 
-The live stack is the session's configured lab (t-lab); the staged copy is t-staging at slot 24
-in the same state folder, destroyed at the end of the session. Previews and applies break a copy
+The live stack is the session's configured lab (t-lab); the staged copy is t-staging (slot 24 in
+lane 0, see tests/lab_fixtures.py) in the same state folder, destroyed at the end of the session. Previews and applies break a copy
 or the live lab and roll it back: never under EDGE_TEST_REUSE (the user's own stack).
 """
 
@@ -13,9 +13,9 @@ from edge.engines import stack
 from edge.model.change import load_change
 from edge.workflow.apply import record_preview
 from edge.workflow.staged import Preview, config_digest, run_preview
-from tests.lab_fixtures import ROOT, Lab, stack_config
+from tests.lab_fixtures import ROOT, Lab, lane_slot, lane_stack, stack_config
 
-STAGING, STAGING_SLOT = "t-staging", 24
+STAGING, STAGING_SLOT = lane_stack("staging"), lane_slot("staging")
 
 
 @pytest.fixture(autouse=True)
