@@ -44,18 +44,19 @@ def timed(func: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
 
 
 @contextlib.contextmanager
-def bench_stack(name: str, slot: int) -> Iterator[stack.Backend]:
-    """A fresh stack for the benchmark; destroyed and forgotten afterwards, leftovers by label."""
-    cleanup.remove({LABEL_PURPOSE: "bench"})
+def bench_stack(name: str, slot: int, purpose: str = "bench") -> Iterator[stack.Backend]:
+    """A fresh stack for the benchmark; destroyed and forgotten afterwards, leftovers by label
+    (`purpose`: a benchmark that may run beside others labels its objects with its own)."""
+    cleanup.remove({LABEL_PURPOSE: purpose})
     with tempfile.TemporaryDirectory() as state:
         backend = stack.Backend(state=Path(state))
-        stack.select_stack(name, backend, {"slot": str(slot), "purpose": "bench"})
+        stack.select_stack(name, backend, {"slot": str(slot), "purpose": purpose})
         try:
             yield backend
         finally:
             stack.destroy(name, backend, stream=False)
             stack.remove_stack(name, backend)
-            cleanup.remove({LABEL_PURPOSE: "bench"})
+            cleanup.remove({LABEL_PURPOSE: purpose})
 
 
 def edge_up(stack_name: str, backend: stack.Backend) -> UpResult:

@@ -30,6 +30,29 @@ class Benchmark:
     figures: tuple[Figure, ...]
 
 
+# Lab sizes of bench/scale.py (nodes): the reference lab, then twice and four times as big.
+SCALE_SIZES: tuple[int, ...] = (13, 26, 52)
+SCALE_STEPS: tuple[tuple[str, str], ...] = (
+    ("up_{}_s", "full `edge up` (pulumi up + converge + verify)"),
+    ("pulumi_up_{}_s", "`pulumi up`"),
+    ("converge_{}_s", "converge, fresh containers"),
+    ("converge_again_{}_s", "converge again (idempotent)"),
+    ("verify_{}_s", "verify (the contract's flows)"),
+    ("destroy_{}_s", "`pulumi destroy`"),
+)
+
+
+def scale_figures() -> tuple[Figure, ...]:
+    """Each step at each size, compared with the same step at the smallest size (linear growth
+    is a ratio of nodes ÷ 13), and the number of contract flows probed at each size."""
+    first = SCALE_SIZES[0]
+    figures = [Figure(key.format(n), f"{text}, {n} nodes",
+                      peer=key.format(first) if n != first else "")
+               for key, text in SCALE_STEPS for n in SCALE_SIZES]
+    return tuple(figures + [Figure(f"flows_{n}", f"contract flows probed, {n} nodes", unit="")
+                            for n in SCALE_SIZES])
+
+
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("lab_lifecycle", "warm setup, `pulumi up` and `pulumi destroy` of the reference lab", (
         Figure("setup_warm_s", "setup, warm (everything already there)"),
@@ -115,6 +138,34 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         Figure("rollback_restore_s", "rollback: first failed probe → service restored",
                target="≤ 15 s"),
     )),
+    Benchmark("molecule_peer", "`edge preview` of a one-host change to the loadbalancer role "
+              "(`lb2-health-checks-slower`) against Molecule's full cycle of that role (Docker "
+              "driver, base image, the load-balancer testinfra checks), alternating", (
+        Figure("molecule_test_s", "`molecule test` (create, prepare, converge, idempotence, "
+               "verify, destroy): the role on one load balancer, two stand-in backends, a client"),
+        Figure("preview_s", "`edge preview` to a SAFE verdict, staging up: the whole contract "
+               "and redundant sets on a full lab copy", target="≤ `molecule_test_s`",
+               peer="molecule_test_s"),
+        Figure("preview_not_safe", "previews whose verdict was not the example's SAFE (flows "
+               "slowed by the machine's load)", unit="", target="0"),
+    )),
+    Benchmark("emulator_peer", "`pulumi up`/`destroy` of the reference lab per node against "
+              "containerlab's published figure (Kathará, the peer asked for, cannot get its "
+              "network plugin here: see bench/emulator_peer.py) and the Docker SDK floor", (
+        Figure("containerlab_per_node_s", "containerlab, published: 6 nodes and 10 links in "
+               "about 5 s (not measured here)"),
+        Figure("floor_up_per_node_s", "floor (Docker SDK, 10 threads) up, per node",
+               peer="containerlab_per_node_s"),
+        Figure("pulumi_up_per_node_s", "`pulumi up`, per node", target="≤ 1.5× emulator",
+               peer="containerlab_per_node_s"),
+        Figure("floor_down_per_node_s", "floor down, per node"),
+        Figure("pulumi_destroy_per_node_s", "`pulumi destroy`, per node",
+               peer="floor_down_per_node_s"),
+        Figure("nodes", "nodes of the reference lab", unit=""),
+        Figure("networks", "its networks", unit=""),
+        Figure("attachments", "its node-network attachments (containerlab's links have two)",
+               unit=""),
+    )),
     Benchmark("watch", "incident replays (time to detect, to recover) and a quiet soak", (
         Figure("cloudfoundry-2011-keystroke_detect_s", "`edge watch`: full outside outage "
                "(`cloudfoundry-2011-keystroke`) detected", target="≤ 1 s"),
@@ -135,6 +186,10 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         Figure("agents_cpu_pct_of_one_core", "the two probe agents' CPU together, 200 ms "
                "interval", unit="%", target="< 5 %"),
     )),
+    Benchmark("scale", "cost as the lab grows: the reference lab generated at 13, 26 and 52 "
+              "nodes (`edge topology generate`), a fresh `edge up`, a second converge and a "
+              "destroy at each size; ratios are to the 13-node figure (linear: 2× and 4×)",
+              scale_figures()),
 )
 
 NAMES: tuple[str, ...] = tuple(b.name for b in BENCHMARKS)

@@ -4,7 +4,9 @@ figures, and generate the README's "## Timings" section from the results.
 Usage:
   .venv/bin/python bench/run.py [--runs N] [--only NAME ...]   run (all by default), then print
   .venv/bin/python bench/run.py --readme                      rewrite README's timings section
-                                                               from bench/results, run nothing
+                                                               (and bench/results/scale.html,
+                                                               the scale plot) from
+                                                               bench/results, run nothing
 
 Each benchmark records medians, minima, maxima and its raw figures with the machine's description
 and load in bench/results/<name>.json (bench/common.py); figures are described in
@@ -18,17 +20,35 @@ import importlib
 import sys
 
 from common import RESULTS, ROOT, run_benchmark, summary
-from figures import NAMES
-from tables import ResultsError, load_results, readme_section, replace_section, terminal_table
+from figures import NAMES, benchmark
+from tables import (
+    ResultsError,
+    load_results,
+    machine_text,
+    readme_section,
+    replace_section,
+    run_text,
+    scale_series,
+    terminal_table,
+)
+
+from edge.report.scale import scale_html
 
 README = ROOT / "README.md"
+SCALE_REPORT = RESULTS / "scale.html"
 
 
 def rewrite_readme() -> None:
     """The section between the bench markers, generated again from every results file."""
-    section = readme_section(load_results(RESULTS))
-    README.write_text(replace_section(README.read_text(), section, README))
+    results = load_results(RESULTS)
+    README.write_text(replace_section(README.read_text(), readme_section(results), README))
     print(f"rewrote the timings section of {README.relative_to(ROOT)}", file=sys.stderr)
+    if "scale" in results:
+        result = results["scale"]
+        about = (run_text(benchmark("scale"), result).replace("*", "") + " Machine: "
+                 + machine_text(result.get("machine") or {}) + ".")
+        SCALE_REPORT.write_text(scale_html(scale_series(result), about))
+        print(f"wrote {SCALE_REPORT.relative_to(ROOT)}", file=sys.stderr)
 
 
 def main() -> None:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from figures import BENCHMARKS, Benchmark, Figure
+from figures import BENCHMARKS, SCALE_SIZES, SCALE_STEPS, Benchmark, Figure
 
+from edge.report.scale import Point, Series
 from edge.report.table import text_table
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -182,3 +183,16 @@ def replace_section(readme: str, section: str, path: Path) -> str:
                            f"and then {END} in its \"## Timings\" section. Add them where the "
                            "table goes and run `bench/run.py --readme` again.")
     return readme[:start] + section + readme[end + len(END):]
+
+
+def scale_series(result: Result) -> list[Series]:
+    """bench/scale.py's results as the scale report's series: one per step, a point per lab
+    size measured (median and range of its runs)."""
+    raw = result.get("raw") or {}
+    series = []
+    for key, text in SCALE_STEPS:
+        points = tuple(Point(n, s.median, s.low, s.high) for n in SCALE_SIZES
+                       if raw.get(key.format(n)) for s in [stats(raw[key.format(n)])])
+        if points:
+            series.append(Series(text.replace("`", ""), points))
+    return series

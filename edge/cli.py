@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import sys
 import time
 from pathlib import Path
 
-from edge.engines import cleanup, configure, processes, stack
+from edge.engines import cleanup, configure, docker_exec, processes, stack, swarm
 from edge.lab import faults, signing
 from edge.lab.drift_watch import DriftWatch
 from edge.lab.probes import Result
@@ -21,16 +22,19 @@ from edge.lab.watch import (
     terminal_sink,
     webhook_sink,
 )
+from edge.model import topogen
 from edge.model.change import Change, ChangeError, load_change, working_tree_change
 from edge.model.contract import ContractError, expand, load_contract
 from edge.model.lab import Lab, LabError
 from edge.model.plan import LABEL_STACK
 from edge.model.revision import RevisionError, load_live, stack_dir
 from edge.model.state import StackLocked, StateError, stack_lock
+from edge.model.topology import TopologyError, load_topology
 from edge.report.preview import preview_table, write_reports
 from edge.report.replay import write_report
 from edge.report.table import converge_table, results_table, text_table
 from edge.report.timeline import timeline_text
+from edge.report.timings import Timings
 from edge.workflow import doctor as workflow_doctor
 from edge.workflow import drift as workflow_drift
 from edge.workflow import preview as workflow_preview
@@ -98,10 +102,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def _progress(args: argparse.Namespace) -> configure.Progress:
+    """The progress sink of a command: stderr, and the step marks of --timings."""
+    timer = getattr(args, "timer", None)
+    return timer.progress(configure.to_stderr) if timer else configure.to_stderr
+
+
+def _mark(args: argparse.Namespace, step: str) -> None:
+    """With --timings, `step` starts now."""
+    if getattr(args, "timer", None):
+        args.timer.mark(step)
+
+
 def cmd_converge(args: argparse.Namespace) -> int:
+    _mark(args, "converge: the stack's outputs (pulumi stack output)")
     stack.lab(args.stack)   # LabError when the stack is not up: nothing to converge
+    _mark(args, "converge: Ansible (site.yml" + (", check mode)" if args.check else ")"))
     result, target = workflow_up.converge(args.stack, check=args.check, force=args.force,
-                                          progress=configure.to_stderr)
+                                          progress=_progress(args))
+    _mark(args, "converge: printing the result")
     print(converge_table(result))
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
@@ -138,10 +157,12 @@ def _change(args: argparse.Namespace) -> Change:
 def cmd_preview(args: argparse.Namespace) -> int:
     """Try a change on the staging stack; exit 0 SAFE or NO-OP, 1 UNSAFE, 2 ERROR."""
     workflow_preview.check_staging(args.stack, args.staging)
+    _mark(args, "preview: the change file, the live stack's outputs, revision, config digest")
     change = _change(args)
     out = Path(args.out or stack.ROOT / "report" / f"preview-{change.digest}")
     result = workflow_preview.preview(change, args.stack, args.staging, Path(args.contract), out,
-                                      wait=not args.no_wait)
+                                      wait=not args.no_wait, progress=_progress(args))
+    _mark(args, "preview: printing the verdict, writing the reports (table, JSON, JUnit, HTML)")
     print(preview_table(result))
     for path in write_reports(result, out):
         print(f"  {path}")
@@ -151,10 +172,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     """Apply a previewed change to the live stack under the watchdog; 0 applied, 1 rolled
     back, 2 refused or failed."""
+    _mark(args, "apply: the change file and the live stack's outputs")
     change = _change(args)
+    _mark(args, "apply: the gate (the SAFE preview), starting the watchdog")
     result = run_apply(change, args.stack, load_contract(args.contract), force=args.force,
-                       staging=args.staging,
+                       staging=args.staging, progress=_progress(args),
                        sinks=[terminal_sink(sys.stderr)])
+    _mark(args, "apply: printing the outcome")
     for reason in result.reasons:
         print(f"  - {reason}", file=sys.stderr)
     figures = {"apply": result.apply_s, "apply+verify": result.verified_s,
@@ -343,6 +367,94 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_swarm(args: argparse.Namespace) -> int:
+    """Make, grow, show or undo the Swarm of this machine's engine (edge/engines/swarm.py)."""
+    client = docker_exec.client()
+    try:
+        if args.action == "init":
+            if args.slot is None:
+                raise swarm.SwarmError("init needs --slot N: the address slot whose internal "
+                                       "block's top /20 the engines use")
+            plan = swarm.swarm_plan(load_topology(args.topology), args.slot, args.name)
+            swarm.init(plan, client)
+            print(f"swarm '{plan.name}': this engine is its manager at {plan.manager} on "
+                  f"{plan.bridge_name} ({plan.bridge}); address pool {plan.pool}")
+        elif args.action == "join":
+            if args.endpoint:
+                if not args.advertise_addr:
+                    raise swarm.SwarmError("--endpoint needs --advertise-addr: the address the "
+                                           "engine is reached at by the other engines")
+                swarm.join(client, args.engine, swarm.Endpoint(args.endpoint, *args.tls),
+                           args.advertise_addr)
+            else:
+                swarm.join_local(load_topology(args.topology), args.engine, client,
+                                 configure.to_stderr)
+            print(f"engine '{args.engine}' joined the Swarm as a worker")
+        elif args.action == "leave":
+            for line in swarm.leave(args.name, client):
+                print(line)
+            return 0
+        # init and join wait for the members to report in; status shows them as they are
+        found = swarm.wait_ready(client, deadline_s=0 if args.action == "status" else 60)
+    except (swarm.SwarmError, swarm.EngineAPIError, TopologyError) as err:
+        print(f"edge: swarm {args.action}: {err}", file=sys.stderr)
+        return 2
+    rows = [("ENGINE", "HOSTNAME", "ROLE", "STATE", "AVAILABILITY", "ADDRESS", "VERSION",
+             "ENDPOINT")]
+    rows += [dataclasses.astuple(member) for member in found]
+    print(text_table(rows))
+    return 0 if all(m.state == "ready" for m in found) else 1
+
+
+def add_swarm_command(sub: argparse._SubParsersAction) -> None:
+    """`edge swarm init|join|status|leave`."""
+    cmd = sub.add_parser("swarm", help="join Docker engines in a Swarm, so that a lab can "
+                         "spread over them")
+    cmd.add_argument("action", choices=("init", "join", "status", "leave"))
+    cmd.add_argument("engine", nargs="?", default="engine2", help="join: the engine's name "
+                     "(default: engine2, started here in a container unless --endpoint)")
+    cmd.add_argument("--name", default="swarm", help="init/leave: the label of what edge makes "
+                     "for the Swarm (default: swarm)")
+    cmd.add_argument("--slot", type=int, help="init: the address slot whose internal block's "
+                     "top /20 the engines use (one no stack of this Swarm's labs uses)")
+    cmd.add_argument("--topology", default=str(stack.ROOT / "topology" / "reference.yaml"))
+    cmd.add_argument("--endpoint", help="join: an engine of another machine (ssh://user@host, "
+                     "tcp://host:2376 with --tls)")
+    cmd.add_argument("--advertise-addr", type=ipaddress.IPv4Address,
+                     help="join --endpoint: that engine's address")
+    cmd.add_argument("--tls", nargs=3, default=("", "", ""), metavar=("CA", "CERT", "KEY"),
+                     help="join --endpoint tcp://...: the TLS files")
+    cmd.set_defaults(func=cmd_swarm)
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    """`edge topology generate`: the reference lab grown to N load balancers, M name servers and
+    K execution nodes, validated, on stdout (or --out)."""
+    try:
+        written = topogen.text(args.lbs, args.ns, args.deas, Path(args.reference))
+    except TopologyError as err:
+        print(f"edge: {err}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).write_text(written)
+    else:
+        sys.stdout.write(written)
+    return 0
+
+
+def add_topology_command(sub: argparse._SubParsersAction) -> None:
+    """`edge topology generate --lbs N --ns M --deas K`."""
+    cmd = sub.add_parser("topology", help="generate bigger labs of the reference's shape")
+    cmd.add_argument("action", choices=("generate",))
+    for flag, what in (("--lbs", "load balancers"), ("--ns", "name servers"),
+                       ("--deas", "execution nodes")):
+        cmd.add_argument(flag, type=int, default=2, help=f"how many {what} (default 2)")
+    cmd.add_argument("--reference", default=str(topogen.REFERENCE),
+                     help="the topology whose shape is grown (default: topology/reference.yaml)")
+    cmd.add_argument("--out", help="write it to this file (default: stdout)")
+    cmd.set_defaults(func=cmd_topology)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="edge", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -411,6 +523,9 @@ def parser() -> argparse.ArgumentParser:
                                     help="the connectivity contract (default: contract.yaml)")
     commands["converge"].add_argument("--check", action="store_true",
                                       help="dry run: show what would change (--check --diff)")
+    for name in ("preview", "apply", "converge"):
+        commands[name].add_argument("--timings", action="store_true", help="at the end, print "
+                                    "where the wall time went, step by step (on stderr)")
     doctor = sub.add_parser("doctor", help="check this machine, the stacks' state and what "
                             "interrupted runs left; one line per check with the fix")
     doctor.add_argument("--fix", action="store_true", help="first stop leftover processes and "
@@ -422,16 +537,24 @@ def parser() -> argparse.ArgumentParser:
     group.add_argument("--purpose", help="every object of this purpose (e.g. test)")
     clean.set_defaults(func=cmd_clean)
     add_fault_command(sub)
+    add_swarm_command(sub)
+    add_topology_command(sub)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.timer = Timings.since_process_start() if getattr(args, "timings", False) else None
+    _mark(args, "edge: stopping leftovers of killed commands, recovering interrupted runs")
     processes.install_signal_handlers()
     left = processes.reap(processes.leftovers())
     for process in left:
         print(f"edge: stopped a leftover of a killed edge command: {process}", file=sys.stderr)
     try:
+        if getattr(args, "stack", None) and args.command not in ("doctor", "clean"):
+            for name in [args.stack] + ([args.staging] if args.command == "preview" else []):
+                for line in workflow_doctor.recover(name):
+                    print(f"edge: recovered: {line}", file=sys.stderr)
         said = workflow_up.interrupted(args.stack) if getattr(args, "stack", None) else None
         if said:
             print(f"edge: WARNING: {said}", file=sys.stderr)
@@ -446,6 +569,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nedge: interrupted ({interrupt or 'Ctrl-C'}); the processes it started are "
               "stopped", file=sys.stderr)
         return 130
+    finally:
+        if args.timer:
+            args.timer.finish()
+            print(f"\nedge {args.command}: where the time went\n{args.timer.table()}",
+                  file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -98,15 +98,8 @@ STAMP="$(
     } | sha256sum | cut -c1-16
 )"
 
-if [[ -n "${EDGE_CACHE:-}" ]]; then
-    CACHE="$EDGE_CACHE"
-elif [[ -n "${XDG_CACHE_HOME:-}" ]]; then
-    CACHE="$XDG_CACHE_HOME/edge-testbed"
-elif [[ -n "${HOME:-}" ]]; then
-    CACHE="$HOME/.cache/edge-testbed"
-else
-    die "set EDGE_CACHE, XDG_CACHE_HOME or HOME to choose where the Pulumi build is cached"
-fi
+. "$REPO/scripts/setup-cache.sh"
+CACHE="$(edge_cache_dir)" || exit 1
 ROOT="$CACHE/pulumi"
 FINAL="$ROOT/$STAMP"
 BIN="$FINAL/bin"

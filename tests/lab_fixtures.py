@@ -116,18 +116,19 @@ def stack_config(slot: int) -> dict[str, str]:
     return {"slot": str(slot), "purpose": "test", "run": RUN}
 
 
-def remove_leftovers(client: docker.DockerClient) -> cleanup.Leftovers:
-    """Remove the test objects no other live run owns: those of runs whose process is gone, this
-    run's own, and those without a run label (left by stacks whose program does not set it) when
-    no other run is alive."""
+def remove_leftovers(client: docker.DockerClient, me: str = RUN) -> cleanup.Leftovers:
+    """Remove the test objects no other live run owns: those of runs whose process is gone, those
+    of run `me` (this one, at its start and end), and those without a run label (left by stacks
+    whose program does not set it) when no other run is alive. A test that plays "the next run"
+    passes another `me`, so the run it is part of keeps its own lab."""
     runs = {labels.get(LABEL_RUN) for labels in cleanup.labels_found(TEST_LABELS, client)}
-    others_alive = any(run_alive(run) for run in runs - {None, RUN})
+    others_alive = any(run_alive(run) for run in runs - {None, me})
 
     def owned_by_a_live_run(labels: dict[str, str]) -> bool:
         run = labels.get(LABEL_RUN)
         if run is None:
             return others_alive
-        return run != RUN and run_alive(run)
+        return run != me and run_alive(run)
 
     return cleanup.remove(TEST_LABELS, client, keep=owned_by_a_live_run)
 

@@ -65,6 +65,25 @@ def to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+RUNNER_PREFIX = "edge-runner-"
+
+
+def runner_prefix(mark: str | None = None) -> str:
+    """The name of an ansible-runner folder begins with its owner's mark, so that the folder of
+    a killed edge (its unpacked inventory, the artifacts of its run) is known as such."""
+    return f"{RUNNER_PREFIX}{(mark or processes.owner_mark()).replace(':', '.')}-"
+
+
+def leftover_runner_dirs(parent: Path | None = None) -> list[Path]:
+    """ansible-runner folders in `parent` (the temp folder) whose edge is gone."""
+    found = []
+    for path in sorted(Path(parent or tempfile.gettempdir()).glob(f"{RUNNER_PREFIX}*")):
+        pid, dot, start = path.name[len(RUNNER_PREFIX):].partition("-")[0].partition(".")
+        if dot and path.is_dir() and not processes.owner_alive(f"{pid}:{start}"):
+            found.append(path)
+    return found
+
+
 def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | None = None,
              extra_vars: dict[str, Any] | None = None, progress: Progress | None = to_stderr,
              tree: Path = ROOT, cancel: threading.Event | None = None) -> ConvergeResult:
@@ -108,7 +127,7 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
     started = time.monotonic()
     # ansible-playbook runs in a pty session of its own: on an interrupt, or when the run is
     # cancelled, every process carrying this process's mark is stopped, its forks included.
-    with tempfile.TemporaryDirectory(prefix="edge-runner-") as private, \
+    with tempfile.TemporaryDirectory(prefix=runner_prefix()) as private, \
             processes.own_children_stopped():
         runner = ansible_runner.run(
             private_data_dir=private,

@@ -353,6 +353,43 @@ def routes(text: str) -> list[Route]:
 IP_ROUTE = Fact("the routes", ("ip", "-j", "route"), routes)
 
 
+@dataclass(frozen=True)
+class WayOut:
+    """`ip -j route get ADDRESS` read with `ip -j link`: the interface a packet to ADDRESS leaves
+    by, the next hop ("" when on-link), that interface's MTU, and the path MTU the kernel learnt
+    for ADDRESS from an ICMP fragmentation-needed (None when it learnt none)."""
+
+    dev: str
+    gateway: str
+    mtu: int
+    learnt_mtu: int | None
+
+
+def way_out(text: str) -> WayOut:
+    """Parse the two JSON lines of `ip -j route get ADDRESS; ip -j link`."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) != 2:
+        raise FactError(f"expected 2 JSON lines (`ip -j route get`, `ip -j link`), got "
+                        f"{len(lines)}")
+    found, links = _json(lines[0], []), _json(lines[1], [])
+    if not isinstance(found, list) or len(found) != 1 or not isinstance(links, list):
+        raise FactError("expected one route, then a JSON list of interfaces")
+    route = found[0]
+    mtus = {link.get("ifname"): link.get("mtu") for link in links if isinstance(link, dict)}
+    if route.get("dev") not in mtus or not isinstance(mtus[route["dev"]], int):
+        raise FactError(f"the route leaves by '{route.get('dev')}', which `ip -j link` does not "
+                        "list with an MTU")
+    learnt = next((m["mtu"] for m in route.get("metrics") or []
+                   if isinstance(m, dict) and isinstance(m.get("mtu"), int)), None)
+    return WayOut(route["dev"], route.get("gateway", ""), mtus[route["dev"]], learnt)
+
+
+def way_out_to(address: str) -> Fact[WayOut]:
+    """How a node sends to `address` (an address of the lab: validated, never a shell word)."""
+    ipaddress.ip_address(address)
+    return Fact(f"the way out to {address}", f"ip -j route get {address} && ip -j link", way_out)
+
+
 # --- BIND zone files ----------------------------------------------------------------------------
 
 RR_TYPES = frozenset("A AAAA NS CNAME DNAME SOA MX TXT PTR SRV CAA DS DNSKEY RRSIG NSEC NSEC3 "

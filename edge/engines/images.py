@@ -37,10 +37,17 @@ from pathlib import Path
 from typing import IO
 
 # Bump whenever the build below changes what ends up in the image: the tag must change with it.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 
 IMAGE_REPOSITORY = "edge-testbed/base"
 BASE_DIR = Path("images") / "base"
+# A variant is the base recipe plus folders of its own (packages.txt and a rootfs/ overlay each),
+# applied in order: `engine` adds Debian's docker.io, so that a second Docker engine can run in a
+# container (edge/engines/swarm.py). Variants leave the base image's tag alone.
+VARIANTS: dict[str, tuple[Path, ...]] = {
+    "base": (BASE_DIR,),
+    "engine": (BASE_DIR, Path("images") / "engine"),
+}
 PACKAGES_FILE = "packages.txt"
 ROOTFS_DIR = "rootfs"
 # Provided by the rootfs/ overlay: fixes the container's routes, then execs tini + supervisord.
@@ -120,20 +127,33 @@ def _hash_entry(digest: hashlib._Hash, top: Path, path: Path) -> None:
     _feed(digest, kind, relative, b"%o" % stat.S_IMODE(info.st_mode), content)
 
 
-def image_ref(repo_root: Path) -> str:
-    """The base image's tag for the current inputs: `edge-testbed/base:<12 hex of sha256>`.
+def recipe_dirs(repo_root: Path, variant: str = "base") -> list[Path]:
+    """The folders of a variant's recipe, in the order they are applied; each has packages.txt."""
+    if variant not in VARIANTS:
+        raise ImageError(f"unknown image variant {variant!r}: use one of {', '.join(VARIANTS)}")
+    folders = [repo_root / folder for folder in VARIANTS[variant]]
+    for folder in folders:
+        if not (folder / PACKAGES_FILE).is_file():
+            raise ImageError(f"{folder / PACKAGES_FILE} is missing")
+    return folders
 
-    Pure: reads only files under images/base/ (packages.txt, the rootfs/ overlay, anything else
-    there) and RECIPE_VERSION. Modification times are ignored: a fresh checkout gets the same tag.
+
+def image_ref(repo_root: Path, variant: str = "base") -> str:
+    """The image's tag for the current inputs: `edge-testbed/<variant>:<12 hex of sha256>`.
+
+    Pure: reads only files under the variant's folders (packages.txt, the rootfs/ overlay,
+    anything else there) and RECIPE_VERSION. Modification times are ignored: a fresh checkout
+    gets the same tag. Folders after the first are fed with their name, so the base tag is the
+    same as before variants existed and moving a file from one folder to the next changes a tag.
     """
-    base = repo_root / BASE_DIR
-    if not (base / PACKAGES_FILE).is_file():
-        raise ImageError(f"{base / PACKAGES_FILE} is missing")
     digest = hashlib.sha256()
     _feed(digest, b"recipe", RECIPE_VERSION.encode())
-    for path in _tree_entries(base):
-        _hash_entry(digest, base, path)
-    return f"{IMAGE_REPOSITORY}:{digest.hexdigest()[:12]}"
+    for number, folder in enumerate(recipe_dirs(repo_root, variant)):
+        if number:
+            _feed(digest, b"folder", folder.name.encode())
+        for path in _tree_entries(folder):
+            _hash_entry(digest, folder, path)
+    return f"{IMAGE_REPOSITORY.rsplit('/', 1)[0]}/{variant}:{digest.hexdigest()[:12]}"
 
 
 # --- the machine's Debian mirror ------------------------------------------------------------------
@@ -331,9 +351,10 @@ def import_image(tarball: Path, ref: str, log: Log) -> None:
     """`docker import` the root filesystem with the lab's entrypoint, environment and labels."""
     changes = [f'ENTRYPOINT ["{ENTRYPOINT}"]', "CMD []"]
     changes += [f"ENV {key}={value}" for key, value in IMAGE_ENV.items()]
-    changes += [f"LABEL {key}={value}" for key, value in LABELS.items()]
+    labels = LABELS | {"edge-testbed.image": _variant_of(ref)}
+    changes += [f"LABEL {key}={value}" for key, value in labels.items()]
     options = [arg for change in changes for arg in ("--change", change)]
-    message = f"edge-testbed base image, recipe {RECIPE_VERSION}"
+    message = f"edge-testbed {_variant_of(ref)} image, recipe {RECIPE_VERSION}"
     log(f"images: importing {tarball.name} as {ref}")
     with tarball.open("rb") as stream:
         result = _docker("import", *options, "--message", message, "-", ref, stdin=stream)
@@ -350,14 +371,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDGE_CACHE") or default) / "images"
 
 
+def _variant_of(ref: str) -> str:
+    """`base` of `edge-testbed/base:0123abcd`: the variant an image tag is of."""
+    return ref.rsplit(":", 1)[0].rsplit("/", 1)[-1]
+
+
 def cached_tarball(ref: str) -> Path:
     """The cache file for one tag: same hash, same root filesystem."""
-    return cache_dir() / f"base-{ref.rsplit(':', 1)[1]}.tar"
+    return cache_dir() / f"{_variant_of(ref)}-{ref.rsplit(':', 1)[1]}.tar"
 
 
 def _prune_cache(keep: Path) -> None:
-    """Drop all but the newest CACHE_KEEP tarballs (always keeping `keep`)."""
-    tarballs = sorted(cache_dir().glob("base-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    """Drop all but the newest CACHE_KEEP tarballs of `keep`'s variant (always keeping `keep`)."""
+    variant = keep.name.rsplit("-", 1)[0]
+    tarballs = sorted(cache_dir().glob(f"{variant}-*.tar"), key=lambda p: p.stat().st_mtime,
+                      reverse=True)
     for old in tarballs[CACHE_KEEP:]:
         if old != keep:
             old.unlink(missing_ok=True)
@@ -454,18 +482,22 @@ def _debootstrap(root: Path, source: AptSource, packages: list[str], log: Log) -
         raise ImageError(f"debootstrap failed (exit {status}): see the lines above and {kept}")
 
 
-def _slim(root: Path) -> None:
-    """Drop what only the build needed: apt's caches and lists, this machine's DNS and name.
+# What the image must not carry: this machine's DNS and name (docker provides both to every
+# container), and the rndc key bind9's installation generated, which every stack and anyone with
+# the image would share (each stack's converge writes its own, roles/dns).
+DROPPED = ("etc/resolv.conf", "etc/hostname", "etc/bind/rndc.key")
 
-    docker provides /etc/resolv.conf and /etc/hostname to every container, and the copies
-    debootstrap took from this machine must not leak into the lab. Runs before the overlay, on
-    debootstrap's own tree, so no path here can be a symlink planted to point outside it.
+
+def _slim(root: Path) -> None:
+    """Drop what only the build needed (apt's caches and lists) and what must not be in the
+    image (DROPPED). Runs before the overlay, on debootstrap's own tree, so no path here can be
+    a symlink planted to point outside it.
     """
     for directory in ("var/cache/apt", "var/lib/apt/lists"):
         for path in sorted((root / directory).rglob("*"), reverse=True):
             if path.is_file() or path.is_symlink():
                 path.unlink()
-    for name in ("etc/resolv.conf", "etc/hostname"):
+    for name in DROPPED:
         (root / name).unlink(missing_ok=True)
 
 
@@ -583,23 +615,25 @@ def _remove_tree(top: Path, log: Log) -> None:
 # --- the build ------------------------------------------------------------------------------------
 
 
-def build_tarball(repo_root: Path, tarball: Path, log: Log) -> None:
-    """Bootstrap, customise, check and pack the base root filesystem into `tarball`."""
+def build_tarball(repo_root: Path, tarball: Path, log: Log, variant: str = "base") -> None:
+    """Bootstrap, customise, check and pack a variant's root filesystem into `tarball`."""
     if os.geteuid() != 0:
         raise ImageError("building the base image needs root (debootstrap, chroot)")
     if shutil.which("debootstrap") is None:
         raise ImageError("debootstrap is not installed: run scripts/setup (it installs every package of scripts/host-packages)")
-    base = repo_root / BASE_DIR
-    packages = read_packages(base / PACKAGES_FILE)
+    folders = recipe_dirs(repo_root, variant)
+    packages = list(dict.fromkeys(name for folder in folders
+                                  for name in read_packages(folder / PACKAGES_FILE)))
     source = pick_debian_mirror(read_apt_sources(), host_codename())
     BUILD_PARENT.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="edge-base-", dir=BUILD_PARENT))
+    workdir = Path(tempfile.mkdtemp(prefix=f"edge-{variant}-", dir=BUILD_PARENT))
     try:
         root = workdir / "rootfs"
         root.mkdir()
         _debootstrap(root, source, packages, log)
         _slim(root)
-        _apply_overlay(base / ROOTFS_DIR, root, log)
+        for folder in folders:
+            _apply_overlay(folder / ROOTFS_DIR, root, log)
         _check_rootfs(root, packages)
         tarball.parent.mkdir(parents=True, exist_ok=True)
         _write_tarball(root, tarball, log)
@@ -607,27 +641,27 @@ def build_tarball(repo_root: Path, tarball: Path, log: Log) -> None:
         _remove_tree(workdir, log)
 
 
-def ensure_tarball(repo_root: Path, log: Log = log_to_stderr) -> Path:
+def ensure_tarball(repo_root: Path, log: Log = log_to_stderr, variant: str = "base") -> Path:
     """Build the cached root filesystem tarball of the current tag if it is not cached yet.
 
     Needs no Docker engine, so setup runs it while the engine is still being installed and
     started; `ensure_image` then only imports the tarball.
     """
-    tarball = cached_tarball(image_ref(repo_root))
+    tarball = cached_tarball(image_ref(repo_root, variant))
     if tarball.is_file():
         return tarball
     with _build_lock(log):
         if not tarball.is_file():  # built by whoever held the lock before us
             started = time.monotonic()
             log(f"images: building {tarball.name} (a few minutes: downloads and installs the packages)")
-            build_tarball(repo_root, tarball, log)
+            build_tarball(repo_root, tarball, log, variant)
             log(f"images: root filesystem built in {time.monotonic() - started:.0f}s")
     return tarball
 
 
-def ensure_image(repo_root: Path, log: Log = log_to_stderr) -> str:
-    """Return the base image's tag, building (or re-importing from the cache) only if missing."""
-    ref = image_ref(repo_root)
+def ensure_image(repo_root: Path, log: Log = log_to_stderr, variant: str = "base") -> str:
+    """Return the image's tag, building (or re-importing from the cache) only if missing."""
+    ref = image_ref(repo_root, variant)
     if image_exists(ref):
         return ref
     with _build_lock(log):
@@ -639,7 +673,7 @@ def ensure_image(repo_root: Path, log: Log = log_to_stderr) -> str:
             log(f"images: {ref} missing from the engine; importing the cached {tarball}")
         else:
             log(f"images: building {ref} (a few minutes: downloads and installs the packages)")
-            build_tarball(repo_root, tarball, log)
+            build_tarball(repo_root, tarball, log, variant)
         import_image(tarball, ref, log)
         _prune_cache(keep=tarball)
         log(f"images: {ref} ready in {time.monotonic() - started:.0f}s")
@@ -654,17 +688,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="python3 -m edge.engines.images", description=__doc__.splitlines()[0]
     )
     parser.add_argument("command", choices=("ref", "tarball", "ensure"))
+    parser.add_argument("--variant", choices=tuple(VARIANTS), default="base",
+                        help="which image (default: base, the lab's)")
     args = parser.parse_args(argv)
     # A plain `kill` must still clean up (stop debootstrap, unmount, delete the build directory).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     repo_root = Path(__file__).resolve().parents[2]
     try:
         if args.command == "ref":
-            ref = image_ref(repo_root)
+            ref = image_ref(repo_root, args.variant)
         elif args.command == "tarball":
-            ref = str(ensure_tarball(repo_root))
+            ref = str(ensure_tarball(repo_root, variant=args.variant))
         else:
-            ref = ensure_image(repo_root)
+            ref = ensure_image(repo_root, variant=args.variant)
     except ImageError as error:
         print(f"edge.engines.images: error: {error}", file=sys.stderr)
         return 1

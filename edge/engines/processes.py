@@ -47,7 +47,8 @@ def owner_mark(pid: int | None = None) -> str:
     return f"{pid}:{_start_time(pid)}"
 
 
-def _owner_alive(mark: str) -> bool:
+def owner_alive(mark: str) -> bool:
+    """Whether the process a mark names still runs (a reused pid has another start time)."""
     pid, _, start = mark.partition(":")
     return pid.isdigit() and _start_time(int(pid)) == start
 
@@ -128,7 +129,7 @@ def leftovers(owner: str | None = None) -> list[Leftover]:
             continue
         mark = _marked(int(entry.name))
         if mark is None or (owner is not None and mark != owner) \
-                or (owner is None and _owner_alive(mark)):
+                or (owner is None and owner_alive(mark)):
             continue
         with contextlib.suppress(OSError):
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()

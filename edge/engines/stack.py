@@ -7,12 +7,15 @@ plugin downloads) and wraps the few commands the rest of the project uses.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import secrets
 import shlex
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,6 +180,90 @@ def lab(stack: str, backend: Backend = Backend()) -> Lab:
     zone. StackMissing when the stack does not exist, LabError (naming the stack) when it is not
     up or its outputs are not what this edge writes."""
     return Lab.from_outputs({"stack": stack} | outputs(stack, backend))
+
+
+# --- what a killed pulumi leaves in the file backend ---------------------------------------------
+# Pulumi cancelled with SIGINT releases its lock and records no pending operation; one killed
+# outright (SIGKILL, the machine reset) leaves both: a lock file naming its pid and host, which
+# makes every later command on the stack fail ("the stack is currently locked"), and in the
+# stack's checkpoint the operations it had started, which Pulumi refuses to go on from.
+
+
+def lock_holder_alive(lock: dict, hostname: str = "") -> bool:
+    """Whether the pulumi that wrote a lock file's content (pid, hostname) may still run: one of
+    another host cannot be checked, so it counts as alive; here, its pid must be a pulumi."""
+    if lock.get("hostname") != (hostname or socket.gethostname()):
+        return True
+    try:
+        command = Path(f"/proc/{int(lock.get('pid', 0))}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return b"pulumi" in command
+
+
+def stale_locks(stack_name: str, backend: Backend = Backend()) -> list[Path]:
+    """The stack's lock files whose pulumi is gone (an unreadable one counts as stale)."""
+    locks = backend.state / "backend" / ".pulumi" / "locks"
+    found = []
+    for path in sorted(locks.glob(f"*/{PROJECT}/{stack_name}/*.json")) if locks.is_dir() else []:
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, ValueError):
+            content = None
+        if not isinstance(content, dict) or not lock_holder_alive(content):
+            found.append(path)
+    return found
+
+
+def pending_operations(checkpoint: dict) -> list[tuple[str, str, str]]:
+    """The pending operations of a stack's checkpoint file's content: (type, urn, the name the
+    resource was given) each (pure)."""
+    latest = (checkpoint.get("checkpoint") or {}).get("latest") or {}
+    return [(op.get("type", "?"), op.get("resource", {}).get("urn", "?"),
+             str((op.get("resource", {}).get("inputs") or {}).get("name", "")))
+            for op in latest.get("pending_operations") or []]
+
+
+def checkpoint(stack_name: str, backend: Backend = Backend()) -> dict:
+    """The stack's checkpoint file as Pulumi's file backend keeps it (plain or gzipped); empty
+    when the stack has none yet."""
+    base = backend.state / "backend" / ".pulumi" / "stacks" / PROJECT / stack_name
+    for path, read in ((base.with_suffix(".json"), Path.read_bytes),
+                       (base.with_suffix(".json.gz"), lambda p: gzip.decompress(p.read_bytes()))):
+        if path.is_file():
+            try:
+                return json.loads(read(path))
+            except (OSError, ValueError) as err:
+                raise PulumiError(f"{path}: unreadable checkpoint ({err}); see `edge doctor`")
+    return {}
+
+
+def recover(stack_name: str, backend: Backend = Backend(),
+            find_id: Callable[[str, str], str | None] = lambda urn, name: None) -> list[str]:
+    """Undo what a killed pulumi left on the stack, each thing said in a line: its stale locks
+    are removed, and its pending operations settled by `pulumi refresh` (a pending create whose
+    object exists, `find_id` giving its id from the urn and name, is imported; one that does not
+    is dropped)."""
+    said = []
+    for lock in stale_locks(stack_name, backend):
+        lock.unlink(missing_ok=True)
+        said.append(f"removed the lock of a pulumi that is gone ({lock.name})")
+    locks = backend.state / "backend" / ".pulumi" / "locks"
+    if locks.is_dir() and any(locks.glob(f"*/{PROJECT}/{stack_name}/*.json")):
+        return said   # a pulumi at work: its pending operations are its own
+    pending = pending_operations(checkpoint(stack_name, backend))
+    if pending:
+        imports = [(urn, id_) for kind, urn, name in pending if kind == "creating"
+                   and (id_ := find_id(urn, name))]
+        # Pulumi takes the imports first, then drops the creates left.
+        pulumi(["refresh", "--yes", "--skip-preview", "--stack", stack_name,
+                *(arg for pair in imports for part in pair
+                  for arg in ("--import-pending-creates", part)),
+                "--clear-pending-creates"], backend)
+        said.append(f"settled {len(pending)} pending operation(s) of a pulumi that was killed "
+                    f"(pulumi refresh): " + ", ".join(f"{kind} {urn.split('::')[-1]}"
+                                                      for kind, urn, _ in pending))
+    return said
 
 
 def main(argv: list[str]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import docker
 
 from edge.engines import docker_exec
-from edge.infra.docker_provider import bridge_name
+from edge.infra.bridge_filter import bridge_name
 from edge.model.plan import LABEL_STACK, StackPlan
 from edge.model.topology import FORBIDDEN
 

@@ -15,6 +15,11 @@ import subprocess
 CHAIN = "DOCKER-USER"
 
 
+def bridge_name(network_id: str) -> str:
+    """The host interface Docker gives a bridge network (no custom name is ever set)."""
+    return f"br-{network_id[:12]}"
+
+
 def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["iptables", "-w", "10", *args], capture_output=True, text=True,
                           check=False)

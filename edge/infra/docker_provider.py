@@ -30,23 +30,24 @@ from pulumi.dynamic import (
 )
 
 from edge.infra import bridge_filter
+from edge.infra.engines import Endpoint, client_for
 from edge.model.plan import LABEL_PROJECT, LABEL_STACK
 
 DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 START_GRACE_S = 0.5   # a container whose entrypoint fails (e.g. a bad route) exits within this
+ATTACH_FAILED = "attaching to network failed"   # a worker's overlay attachment timed out
+ATTACH_TRIES = 3
+VXLAN_OVERHEAD = 50   # bytes an overlay's VXLAN header takes from the underlay's frames
+MTU_OPTION = "com.docker.network.driver.mtu"
 
 Props = dict[str, Any]
 Validator = Callable[[Any], str | None]
 
 
-def _client() -> docker.DockerClient:
-    return docker.from_env(timeout=60)
-
-
-def bridge_name(network_id: str) -> str:
-    """The host interface Docker gives a bridge network (no custom name is ever set)."""
-    return f"br-{network_id[:12]}"
+def _client(props: Props | None = None) -> docker.DockerClient:
+    """A client of the engine the resource lives on: its `endpoint` input, or the local one."""
+    return client_for(Endpoint.from_props((props or {}).get("endpoint")))
 
 
 def _is_name(value: Any) -> str | None:
@@ -99,6 +100,25 @@ def _is_bool(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"'{value}' is not true or false"
 
 
+def _is_endpoint(value: Any) -> str | None:
+    """None (the local engine) or an Endpoint's props (edge/infra/engines.py)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("url"), str) or \
+            set(value) != set(Endpoint().props()):
+        return f"'{value}' is not an engine endpoint ({', '.join(Endpoint().props())})"
+    return None
+
+
+def _is_mtu(value: Any) -> str | None:
+    """None (a bridge network) or the MTU of an overlay's interfaces (Pulumi sends numbers as
+    floats: a whole one is taken)."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                         and float(value).is_integer() and 1280 <= value <= 9000 - VXLAN_OVERHEAD):
+        return None
+    return f"'{value}' is not an MTU from 1280 to {9000 - VXLAN_OVERHEAD}"
+
+
 class _DockerProvider(ResourceProvider):
     """Shared check/diff/read logic; subclasses say how to create, observe and delete."""
 
@@ -123,13 +143,18 @@ class _DockerProvider(ResourceProvider):
                           delete_before_replace=True)  # names are fixed: the old one must go first
 
     def create(self, props: Props) -> CreateResult:
-        client = _client()
+        client = _client(props)
         id_ = self.create_in(client, props)
-        return CreateResult(id_, self.observe(client, id_, props) or {})
+        return CreateResult(id_, self.outputs(client, id_, props) or {})
 
     def read(self, id_: str, props: Props) -> ReadResult:
-        outs = self.observe(_client(), id_, props)
+        outs = self.outputs(_client(props), id_, props)
         return ReadResult(id_, outs) if outs is not None else ReadResult("", {})
+
+    def outputs(self, client: docker.DockerClient, id_: str, props: Props) -> Props | None:
+        """`observe`, with the engine it was asked of (where later calls must go, too)."""
+        outs = self.observe(client, id_, props)
+        return None if outs is None else outs | {"endpoint": props.get("endpoint")}
 
     def create_in(self, client: docker.DockerClient, props: Props) -> str:
         raise NotImplementedError
@@ -140,10 +165,13 @@ class _DockerProvider(ResourceProvider):
 
 
 class NetworkProvider(_DockerProvider):
-    """An internal bridge network with a fixed subnet: no NAT, no egress, by construction."""
+    """An internal network with a fixed subnet: no NAT, no egress, by construction. A bridge on
+    one engine; with `mtu`, an attachable Swarm overlay that containers on every member engine
+    join, its interfaces `mtu` bytes (the underlay's frames minus VXLAN's header)."""
 
     schema = {"name": _is_name, "subnet": _is_text, "gateway": _is_ipv4, "internal": _is_bool,
-              "labels": _is_labels}
+              "labels": _is_labels, "mtu": _is_mtu, "ip_range": lambda v: None if v is None
+              else _is_text(v), "endpoint": _is_endpoint}
 
     def check_more(self, news: Props) -> list[CheckFailure]:
         failures = []
@@ -157,13 +185,26 @@ class NetworkProvider(_DockerProvider):
         if _is_ipv4(news.get("gateway")) is None and \
                 ipaddress.IPv4Address(news["gateway"]) not in subnet:
             failures.append(CheckFailure("gateway", f"{news['gateway']} is outside {subnet}"))
+        if news.get("ip_range") and not ipaddress.IPv4Network(news["ip_range"]).subnet_of(subnet):
+            failures.append(CheckFailure("ip_range", f"{news['ip_range']} is outside {subnet}"))
         return failures
 
     def create_in(self, client: docker.DockerClient, props: Props) -> str:
-        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=props["subnet"], gateway=props["gateway"])])
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=props["subnet"], gateway=props["gateway"],
+                                                 iprange=props.get("ip_range"))])
+        if props.get("mtu"):
+            if not (client.info().get("Swarm") or {}).get("ControlAvailable"):
+                raise RuntimeError(f"network {props['name']}: the stack's nodes are on several "
+                                   "engines, so its networks are Swarm overlays, and this engine "
+                                   "is no Swarm manager: run `edge swarm init` and `edge swarm "
+                                   "join` first.")
+            options = {MTU_OPTION: str(int(props["mtu"]) + VXLAN_OVERHEAD)}
+            return client.api.create_network(props["name"], driver="overlay", internal=True,
+                                             attachable=True, scope="swarm", options=options,
+                                             labels=props["labels"], ipam=ipam)["Id"]
         id_ = client.api.create_network(props["name"], driver="bridge", internal=True,
                                         labels=props["labels"], ipam=ipam)["Id"]
-        bridge_filter.allow_within(bridge_name(id_))
+        bridge_filter.allow_within(bridge_filter.bridge_name(id_))
         return id_
 
     def observe(self, client: docker.DockerClient, id_: str, props: Props) -> Props | None:
@@ -171,24 +212,29 @@ class NetworkProvider(_DockerProvider):
             net = client.api.inspect_network(id_)
         except docker.errors.NotFound:
             return None
-        bridge_filter.allow_within(bridge_name(id_))   # e.g. lost with the host's iptables
+        mtu = None
+        if net.get("Driver") == "overlay":
+            mtu = int((net.get("Options") or {}).get(MTU_OPTION, 1500)) - VXLAN_OVERHEAD
+        else:
+            bridge_filter.allow_within(bridge_filter.bridge_name(id_))   # e.g. lost with the host's iptables
         pool = (net.get("IPAM", {}).get("Config") or [{}])[0]
         return {"name": net["Name"], "subnet": pool.get("Subnet"), "gateway": pool.get("Gateway"),
                 "internal": net.get("Internal", False), "labels": net.get("Labels") or {},
-                "network_id": net["Id"]}
+                "mtu": mtu, "ip_range": pool.get("IPRange") or None, "network_id": net["Id"]}
 
-    def delete(self, id_: str, _props: Props) -> None:
+    def delete(self, id_: str, props: Props) -> None:
         try:
-            _client().api.remove_network(id_)
+            _client(props).api.remove_network(id_)
         except docker.errors.NotFound:
             pass
-        bridge_filter.remove(bridge_name(id_))
+        if not props.get("mtu"):
+            bridge_filter.remove(bridge_filter.bridge_name(id_))
 
 
 class VolumeProvider(_DockerProvider):
     """A named local volume: the storage unit a node's state lives on."""
 
-    schema = {"name": _is_name, "labels": _is_labels}
+    schema = {"name": _is_name, "labels": _is_labels, "endpoint": _is_endpoint}
 
     def create_in(self, client: docker.DockerClient, props: Props) -> str:
         return client.api.create_volume(props["name"], driver="local", labels=props["labels"])["Name"]
@@ -201,9 +247,9 @@ class VolumeProvider(_DockerProvider):
         return {"name": vol["Name"], "labels": vol.get("Labels") or {},
                 "mountpoint": vol.get("Mountpoint", "")}
 
-    def delete(self, id_: str, _props: Props) -> None:
+    def delete(self, id_: str, props: Props) -> None:
         try:
-            _client().api.remove_volume(id_, force=True)
+            _client(props).api.remove_volume(id_, force=True)
         except docker.errors.NotFound:
             pass
 
@@ -227,6 +273,7 @@ class ContainerProvider(_DockerProvider):
         "dns": _is_list_of(_is_ipv4, "IPv4 addresses"),
         "command": _is_list_of(_is_text, "arguments"),
         "running": _is_bool,
+        "endpoint": _is_endpoint,
     }
     updatable = frozenset({"restart_policy", "running"})
 
@@ -265,8 +312,19 @@ class ContainerProvider(_DockerProvider):
         return id_
 
     def _start(self, client: docker.DockerClient, id_: str) -> None:
-        """Start the container and fail loudly if its entrypoint dies straight away."""
-        client.api.start(id_)
+        """Start the container and fail loudly if its entrypoint dies straight away.
+
+        On a Swarm worker, the first container of an overlay waits for the manager's attachment
+        and for the network's sandbox; Docker gives that 20 s, which a loaded machine exceeds when
+        several start at once (moby/moby#41841). The sandbox is there by the next try.
+        """
+        for attempt in range(1, ATTACH_TRIES + 1):
+            try:
+                client.api.start(id_)
+                break
+            except docker.errors.APIError as err:
+                if ATTACH_FAILED not in str(err.explanation) or attempt == ATTACH_TRIES:
+                    raise
         time.sleep(START_GRACE_S)
         state = client.api.inspect_container(id_)["State"]
         if not state.get("Running") or state.get("Restarting"):
@@ -289,18 +347,18 @@ class ContainerProvider(_DockerProvider):
         return outs
 
     def update(self, id_: str, olds: Props, news: Props) -> UpdateResult:
-        client = _client()
+        client = _client(news)
         if olds.get("restart_policy") != news["restart_policy"]:
             client.api.update_container(id_, restart_policy={"Name": news["restart_policy"]})
         if news["running"] and not olds.get("running"):
             self._start(client, id_)
         elif not news["running"] and olds.get("running"):
             client.api.stop(id_, timeout=5)
-        return UpdateResult(self.observe(client, id_, news) or {})
+        return UpdateResult(self.outputs(client, id_, news) or {})
 
-    def delete(self, id_: str, _props: Props) -> None:
+    def delete(self, id_: str, props: Props) -> None:
         try:
-            _client().api.remove_container(id_, force=True)
+            _client(props).api.remove_container(id_, force=True)
         except docker.errors.NotFound:
             pass
 
@@ -312,10 +370,12 @@ class DockerNetwork(Resource, module="docker", name="Network"):
     subnet: pulumi.Output[str]
 
     def __init__(self, resource_name: str, *, name: str, subnet: str, gateway: str,
-                 labels: dict[str, str], opts: pulumi.ResourceOptions | None = None) -> None:
+                 labels: dict[str, str], mtu: int | None = None, ip_range: str | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(NetworkProvider(), resource_name,
                          {"name": name, "subnet": subnet, "gateway": gateway, "internal": True,
-                          "labels": labels, "network_id": None}, opts)
+                          "labels": labels, "mtu": mtu, "ip_range": ip_range, "endpoint": None,
+                          "network_id": None}, opts)
 
 
 class DockerVolume(Resource, module="docker", name="Volume"):
@@ -324,9 +384,11 @@ class DockerVolume(Resource, module="docker", name="Volume"):
     mountpoint: pulumi.Output[str]
 
     def __init__(self, resource_name: str, *, name: str, labels: dict[str, str],
+                 endpoint: Endpoint | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(VolumeProvider(), resource_name,
-                         {"name": name, "labels": labels, "mountpoint": None}, opts)
+                         {"name": name, "labels": labels, "mountpoint": None,
+                          "endpoint": endpoint.props() if endpoint else None}, opts)
 
 
 class DockerContainer(Resource, module="docker", name="Container"):
@@ -341,12 +403,13 @@ class DockerContainer(Resource, module="docker", name="Container"):
                  cap_add: list[str] | None = None, sysctls: dict[str, str] | None = None,
                  env: dict[str, str] | None = None, mounts: dict[str, Any] | None = None,
                  dns: list[str] | None = None, command: list[str] | None = None,
-                 restart_policy: str = "unless-stopped",
-                 running: bool = True, opts: pulumi.ResourceOptions | None = None) -> None:
+                 restart_policy: str = "unless-stopped", running: bool = True,
+                 endpoint: Endpoint | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(ContainerProvider(), resource_name, {
             "name": name, "image": image, "hostname": hostname, "networks": networks,
             "cap_add": cap_add or [], "sysctls": sysctls or {}, "env": env or {},
             "mounts": mounts or {}, "labels": labels, "restart_policy": restart_policy,
             "dns": dns or [], "command": command or [], "running": running,
-            "container_id": None,
+            "endpoint": endpoint.props() if endpoint else None, "container_id": None,
         }, opts)

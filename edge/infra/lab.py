@@ -4,6 +4,11 @@ Input is a StackPlan (pure data); output is one Docker network per lab network, 
 storage unit and one container per node, and a `nodes` output that the Ansible inventory is built
 from: name, role, tier, container name and id, the address on each network, its static routes
 and how its links are shaped.
+
+A plan whose nodes sit on several engines (the topology's `placement:`) gets its networks as
+attachable internal Swarm overlays made on this engine (the manager), each interface LAB_MTU
+bytes so that a full frame still fits the underlay after VXLAN's header; each container and
+volume is made on its node's engine by the same providers.
 """
 
 from __future__ import annotations
@@ -13,7 +18,32 @@ from dataclasses import asdict
 import pulumi
 
 from edge.infra.docker_provider import DockerContainer, DockerNetwork, DockerVolume
-from edge.model.plan import LABEL_NODE, LABEL_ROLE, StackPlan
+from edge.infra.engines import Endpoint
+from edge.model.plan import LABEL_NODE, LABEL_ROLE, NetworkPlan, StackPlan
+from edge.model.topology import LOCAL_ENGINE
+
+LAB_MTU = 1450   # a lab interface on an overlay: the 1500-byte underlay minus VXLAN's 50
+
+
+def endpoints(plan: StackPlan) -> dict[str, Endpoint | None]:
+    """Engine name -> its endpoint (None: the local engine), for every engine the plan uses."""
+    found: dict[str, Endpoint | None] = {LOCAL_ENGINE: None}
+    for name, engine in plan.engines.items():
+        found[name] = Endpoint(engine.endpoint, *(engine.tls or ("", "", "")))
+    return found
+
+
+def dynamic_range(net: NetworkPlan, plan: StackPlan) -> str:
+    """Where Swarm may put the addresses it picks itself on an overlay (each member engine's
+    load-balancer endpoint takes one): the highest /29 of the network that holds no node's
+    address and not its gateway, so it never takes an address the topology gives a node."""
+    taken = {a for node in plan.nodes.values() for a in node.addresses.values()} | {net.gateway}
+    blocks = list(net.subnet.subnets(new_prefix=29)) if net.subnet.prefixlen < 29 else []
+    for block in reversed(blocks):
+        if not any(address in block for address in taken):
+            return str(block)
+    raise pulumi.RunError(f"network '{net.name}' ({net.subnet}) has no free /29 for the "
+                          "addresses Swarm picks itself: give it a larger subnet.")
 
 
 class EdgeLab(pulumi.ComponentResource):
@@ -26,15 +56,22 @@ class EdgeLab(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("edge-testbed:lab:EdgeLab", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        engine_of = endpoints(plan)
+        # A volume lives on the engine of the nodes that mount it (the topology keeps it to one).
+        volume_engine = {volume: engine_of[node.engine] for node in plan.nodes.values()
+                         for volume in node.volumes}
 
         networks = {
             net.name: DockerNetwork(f"net-{net.name}", name=net.docker_name,
                                     subnet=str(net.subnet), gateway=str(net.gateway),
-                                    labels=plan.labels(), opts=child)
+                                    labels=plan.labels(), mtu=LAB_MTU if plan.spread else None,
+                                    ip_range=dynamic_range(net, plan) if plan.spread else None,
+                                    opts=child)
             for net in plan.networks.values()
         }
         volumes = {
             docker_name: DockerVolume(f"vol-{name}", name=docker_name, labels=plan.labels(),
+                                      endpoint=volume_engine.get(docker_name),
                                       opts=pulumi.ResourceOptions(parent=self, protect=False))
             for name, docker_name in plan.volumes.items()
         }
@@ -56,6 +93,7 @@ class EdgeLab(pulumi.ComponentResource):
                 mounts=dict(node.volumes),
                 dns=list(node.dns),
                 running=node.name not in stopped,
+                endpoint=engine_of[node.engine],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
             )
 
@@ -71,6 +109,8 @@ class EdgeLab(pulumi.ComponentResource):
                 "addresses": {net: str(addr) for net, addr in node.addresses.items()},
                 "routes": list(node.routes),
                 "link": asdict(node.link) if node.link else None,
+                **({"engine": node.engine,
+                    "endpoint": (engine_of[node.engine] or Endpoint()).url} if plan.spread else {}),
             }
             for name, node in plan.nodes.items()
         })

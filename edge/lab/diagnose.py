@@ -2,10 +2,18 @@
 
 The checks follow the way a packet from the internet travels: the border's route to the
 destination, the firewall's default-deny counter, the destination node itself (container
-running, something listening), and for HTTP the load balancer's view of its backends.
+running, something listening), and for HTTP the load balancer's view of its backends. A flow
+that goes silent though its packets are let through is followed back the way its answers travel
+(the sender's route to the vantage point, hop by hop): a router whose way out is narrower than
+the sender's packets needs path MTU discovery, which works only if its ICMP
+fragmentation-needed reaches the sender; a packet filter on the way that counts such ICMP as
+dropped, or a sender that never learnt the smaller MTU, is where the flow dies.
 """
 
 from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
 
 import docker
 
@@ -14,19 +22,80 @@ from edge.lab.probes import run_flows
 from edge.model.contract import Flow
 from edge.model.lab import Lab
 
+# The comments of the rules whose counters say a packet was dropped on the way (roles/nftables):
+# the firewall's default deny, and ICMP fragmentation-needed dropped while forwarding.
+DENIED = "forward-denied"
+FRAG_NEEDED_DROPPED = "icmp destination-unreachable frag-needed dropped"
 
-def firewall_denied(lab: Lab, client: docker.DockerClient | None = None) -> dict[str, int]:
-    """Packets counted by each firewall's default-deny rule (read before and after a probe); a
-    firewall whose ruleset cannot be read, or has no such rule, is left out."""
+
+def counters(lab: Lab, nodes: set[str], client: docker.DockerClient | None = None
+             ) -> dict[tuple[str, str], int]:
+    """(node, rule comment) -> packets counted, for the drop rules above on each of `nodes`
+    (read before and after a probe); a node whose ruleset cannot be read, or has no such rule,
+    is left out."""
     counts = {}
-    for fw in lab.with_role("firewall"):
+    for name in sorted(nodes):
         try:
-            ruleset = facts.NFT_RULESET.gather(fw.container, client)
+            ruleset = facts.NFT_RULESET.gather(lab.nodes[name].container, client)
         except (docker_exec.ExecError, facts.FactError):
             continue
-        if (denied := ruleset.counter("forward-denied")) is not None:
-            counts[fw.name] = denied
+        for comment in (DENIED, FRAG_NEEDED_DROPPED):
+            if (packets := ruleset.counter(comment)) is not None:
+                counts[(name, comment)] = packets
     return counts
+
+
+@dataclass(frozen=True)
+class Hop:
+    """A node on the way the answers of a flow travel back, and how it sends them on."""
+
+    node: str
+    network: str          # the lab network of its way out ("" if none holds the next hop)
+    way: facts.WayOut
+
+
+def answer_path(flow: Flow, lab: Lab, client: docker.DockerClient | None = None) -> list[Hop]:
+    """The nodes an answer crosses from the flow's target back to its vantage point, the target
+    first, each with its way out (as far as the routes can be read and lead to lab nodes)."""
+    owners = {address: name for name, node in lab.nodes.items()
+              for address in node.addresses.values()}
+    vantage = next(iter(lab.nodes[flow.vantage].addresses.values()), "")
+    hops: list[Hop] = []
+    node = flow.target
+    while vantage and node in lab.nodes and len(hops) < len(lab.nodes):
+        try:
+            way = facts.way_out_to(vantage).gather(lab.nodes[node].container, client)
+        except (docker_exec.ExecError, facts.FactError):
+            break
+        next_hop = ipaddress.ip_address(way.gateway or vantage)
+        network = next((n.name for n in lab.networks.values()
+                        if next_hop in ipaddress.ip_network(n.subnet)), "")
+        hops.append(Hop(node, network, way))
+        if not way.gateway:
+            break
+        node = owners.get(way.gateway, "")
+    return hops
+
+
+def path_mtu_finding(flow: Flow, hops: list[Hop], dropped: list[str]) -> str:
+    """Where a flow's big answers die, from the hops read after a probe (the target first) and
+    the nodes whose fragmentation-needed drop counter grew meanwhile ("" when no hop is
+    narrower than the sender's packets, or the sender learnt the narrower MTU)."""
+    if len(hops) < 2:
+        return ""
+    sender = hops[0]
+    narrow = min(hops[1:], key=lambda h: h.way.mtu)
+    sends = min(sender.way.mtu, sender.way.learnt_mtu or sender.way.mtu)
+    if narrow.way.mtu >= sends:
+        return ""
+    on = f" on {narrow.network}" if narrow.network else ""
+    where = (f"{narrow.node} forwards at most {narrow.way.mtu}-byte packets towards "
+             f"{flow.vantage} (MTU of {narrow.way.dev}{on}), {sender.node} sends {sends}")
+    if dropped:
+        return (f"{where}: {', '.join(dropped)} drops the ICMP fragmentation-needed that would "
+                "tell it (path MTU discovery broken)")
+    return (f"{where}: no ICMP fragmentation-needed reaches {sender.node} (path MTU discovery "
+            "broken)")
 
 
 def _state(container: str, client: docker.DockerClient | None) -> str:
@@ -66,13 +135,23 @@ def where_it_dies(flow: Flow, before: str, after: str, lab: Lab,
         if route.exit_code != 0 or "unreachable" in route.stdout:
             return (f"{border.name} has no route to {address} (service prefix not received over "
                     "BGP?)")
-    if after == "timeout":   # probe this flow alone, and see whether a firewall counted a drop
-        denied_before = firewall_denied(lab, client)
+    if after == "timeout":
+        # probe this flow alone, and see what a filter counted meanwhile: a drop by a firewall's
+        # default deny, or of the ICMP fragmentation-needed on the way its answers travel back
+        hops = answer_path(flow, lab, client)
+        firewalls = {fw.name for fw in lab.with_role("firewall")}
+        watched = firewalls | {h.node for h in hops}
+        was = counters(lab, watched, client)
         run_flows([flow], client)
-        grew = [fw for fw, n in firewall_denied(lab, client).items()
-                if n > denied_before.get(fw, n)]
-        if grew:
-            return f"dropped by the default deny of {', '.join(grew)}"
+        grew = sorted({key for key, n in counters(lab, watched, client).items()
+                       if n > was.get(key, n)})
+        # Only a firewall's forward policy is drop: a border's "forward-denied" rule counts
+        # what its accept policy lets through.
+        if denied := [node for node, comment in grew if comment == DENIED and node in firewalls]:
+            return f"dropped by the default deny of {', '.join(denied)}"
+        dropped = [node for node, comment in grew if comment == FRAG_NEEDED_DROPPED]
+        if found := path_mtu_finding(flow, answer_path(flow, lab, client), dropped):
+            return found
     if before.startswith("answered") and after in ("refused", "timeout"):
         port = flow.params.get("port") or {"http": 80, "dns": 53}.get(flow.kind)
         udp = flow.kind == "dns" and flow.params.get("transport") != "tcp"

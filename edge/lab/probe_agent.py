@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -49,23 +50,61 @@ def _failure(err: BaseException) -> str:
 
 
 def probe_dns(flow: dict[str, Any]) -> dict[str, Any]:
-    query = dns.message.make_query(flow["name"], flow.get("type", "A"))
-    ask = dns.query.tcp if flow.get("transport") == "tcp" else dns.query.udp
-    reply = ask(query, flow["server"], timeout=flow["timeout"], port=flow.get("port", 53))
+    """Ask `name` at `server` over UDP, TCP, or (transport "fallback") as a resolver does: over
+    UDP with an EDNS buffer of `payload` bytes (1232 unless said), then over TCP if the answer
+    came back truncated. A fallback result says whether UDP was truncated and how big the answer
+    is, and counts its records rather than listing them (they are big on purpose)."""
+    rdtype = flow.get("type", "A")
+    transport = flow.get("transport", "udp")
+    server, port, timeout = flow["server"], flow.get("port", 53), flow["timeout"]
+    if transport == "fallback":
+        query = dns.message.make_query(flow["name"], rdtype, use_edns=0,
+                                       payload=flow.get("payload", 1232))
+    else:
+        query = dns.message.make_query(flow["name"], rdtype)
+    ask = dns.query.tcp if transport == "tcp" else dns.query.udp
+    reply = ask(query, server, timeout=timeout, port=port)
+    found: dict[str, Any] = {}
+    if transport == "fallback":
+        found["truncated"] = bool(reply.flags & dns.flags.TC)
+        if found["truncated"]:
+            try:
+                reply = dns.query.tcp(query, server, timeout=timeout, port=port)
+            except Exception as err:
+                return {"outcome": _failure(err), "truncated": True,
+                        "error": f"over TCP after a truncated UDP answer: "
+                                 f"{type(err).__name__}: {err}"[:200]}
     answers = sorted(item.to_text() for rrset in reply.answer for item in rrset
-                     if item.rdtype == dns.rdatatype.from_text(flow.get("type", "A")))
-    return {"outcome": "answered", "rcode": dns.rcode.to_text(reply.rcode()), "answers": answers}
+                     if item.rdtype == dns.rdatatype.from_text(rdtype))
+    found |= {"bytes": len(reply.to_wire()), "records": len(answers)} \
+        if transport == "fallback" else {"answers": answers}
+    return {"outcome": "answered", "rcode": dns.rcode.to_text(reply.rcode()), **found}
+
+
+# The most of an HTTP body a probe reads (and counts): what the contract's biggest flow fetches.
+MAX_BODY = 1 << 20
 
 
 def probe_http(flow: dict[str, Any]) -> dict[str, Any]:
+    """GET `path` and read the whole body (counted, the first 400 bytes kept): an answer whose
+    body stops coming (a path that cannot carry full-size packets) is a timeout, whose error
+    says how much of the body came."""
     conn = http.client.HTTPConnection(flow["address"], flow.get("port", 80),
                                       timeout=flow["timeout"])
     try:
         conn.request("GET", flow.get("path", "/"), headers={"Host": flow.get("host") or
                                                             flow["address"]})
         resp = conn.getresponse()
-        body = resp.read(400).decode(errors="replace")
-        return {"outcome": "answered", "status": resp.status, "body": body,
+        head, size = b"", 0
+        try:
+            while size <= MAX_BODY and (chunk := resp.read1(65536)):
+                head += chunk[:400 - len(head)]
+                size += len(chunk)
+        except (socket.timeout, TimeoutError) as err:
+            raise TimeoutError(f"the body stalled after {size} bytes "
+                               f"(HTTP {resp.status})") from err
+        return {"outcome": "answered", "status": resp.status,
+                "body": head.decode(errors="replace"), "body_bytes": size,
                 "lb": resp.getheader("X-Edge-LB"), "server": resp.getheader("X-Edge-Server")}
     finally:
         conn.close()

@@ -51,6 +51,13 @@ def judge(flow: Flow, raw: dict[str, Any]) -> tuple[bool, str]:
         expected = flow.expect.get("answers")
         if expected is not None and raw.get("answers") != expected:
             return False, f"answers {raw.get('answers')} != expected {expected}"
+        truncated = flow.expect.get("truncated")
+        if truncated is not None and raw.get("truncated") != truncated:
+            return False, ("the UDP answer was not truncated: the flow no longer tests the "
+                           "fallback to TCP" if truncated else "the UDP answer was truncated")
+        least = flow.expect.get("min_bytes")
+        if least is not None and raw.get("bytes", 0) < least:
+            return False, f"the answer is {raw.get('bytes', 0)} bytes, expected at least {least}"
         return True, ""
     if flow.kind == "http":
         if outcome != "answered":
@@ -58,6 +65,9 @@ def judge(flow: Flow, raw: dict[str, Any]) -> tuple[bool, str]:
         status = flow.expect.get("status", 200)
         if raw.get("status") != status:
             return False, f"HTTP {raw.get('status')} != expected {status}"
+        size = flow.expect.get("body_bytes")
+        if size is not None and raw.get("body_bytes") != size:
+            return False, f"body of {raw.get('body_bytes')} bytes != expected {size}"
         return True, ""
     return (outcome == "open", "" if outcome == "open" else f"port {outcome}")
 

@@ -375,7 +375,8 @@ def webhook_sink(url: str, key: bytes | None = None, timeout_s: float = 2.0) -> 
 @dataclass
 class Watcher:
     """Probe `flows` continuously from their vantage containers until stopped: the must-work
-    ones (`flows` after construction) every `interval_s`, the must-block ones (`block_flows`,
+    ones (`flows` after construction; not those the contract marks `watch: false`) every
+    `interval_s`, the must-block ones (`block_flows`,
     none when `block_interval_s` is 0) every `block_interval_s`. With `drift`, nodes changed by
     hand raise DRIFT alarms through the same sinks (edge/lab/drift_watch.py)."""
 
@@ -392,7 +393,7 @@ class Watcher:
     def __post_init__(self) -> None:
         self.block_flows = [f for f in self.flows if f.must == "block"] \
             if self.thresholds.block_interval_s else []
-        self.flows = [f for f in self.flows if f.must == "work"]
+        self.flows = [f for f in self.flows if f.must == "work" and f.watched]
         self._machine = AlarmMachine(self.flows + self.block_flows, self.contract,
                                      self.thresholds)
         self._lock = threading.Lock()

@@ -5,6 +5,7 @@
     new_vars: {name: value}                 # optional: a variable a role reads, defined nowhere
     stop: [ns1]                             # nodes whose containers stop (infrastructure)
     expect: unsafe                          # optional: what the author expects a preview to say
+    accept: [degraded]                      # optional: verdict classes the author accepts
 
 A change file is data, never code. `vars:` may set only what the roles' defaults or the
 inventory's group_vars define, `new_vars:` only names a role reads, and neither may touch
@@ -15,8 +16,14 @@ no process. Ansible then gets the rendered values marked unsafe, so it never tem
 (`ansible_extra_vars`). Every mistake is found when the file is loaded, as one message with file,
 line, field and fix.
 
-A change's digest covers what it does (vars and stop), not its description, so an apply can
-check that the preview it relies on was made for exactly this change.
+`accept:` lists the classes of finding the author takes knowingly (ACCEPTABLE: only `degraded`,
+flows that keep answering but much slower, e.g. traffic moved onto the slow border path on
+purpose): the preview still reports them, as notes, but they do not make it UNSAFE. Breakage is
+never acceptable.
+
+A change's digest covers what it does (vars and stop) and what it accepts, not its description,
+so an apply can check that the preview it relies on was made for exactly this change: a SAFE
+preview of a change that accepted being slower opens no gate for the same change without it.
 
 The other kind of change is the working tree itself: edited roles, templates, variables or
 topology, against the revision last applied to the live stack (`working_tree_change`). Its
@@ -47,6 +54,8 @@ from edge.model.inventory import inventory_from_outputs
 from edge.model.revision import Revision, changed_paths, worktree_tree
 
 EXPECTATIONS = ("safe", "unsafe")
+# Verdict classes a change file may accept (`accept:`), and what each means.
+ACCEPTABLE = {"degraded": "every flow keeps answering, but much slower than before"}
 VAR_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 # Ansible's extra var holding the values that differ between hosts (see ansible_extra_vars).
 BY_HOST = "edge_change_by_host"
@@ -105,10 +114,14 @@ class Change:
     stop: tuple[str, ...] = ()
     expect: str | None = None
     tree: str | None = None        # a working-tree change: the desired-state tree it brings
+    accept: tuple[str, ...] = ()   # verdict classes the author accepts (ACCEPTABLE)
 
     @property
     def digest(self) -> str:
-        body = json.dumps({"vars": self.vars, "stop": sorted(self.stop), "tree": self.tree},
+        what = {"vars": self.vars, "stop": sorted(self.stop), "tree": self.tree}
+        # Only when given, so that the digest of every change that accepts nothing stays as it
+        # was (recorded previews keep opening the gate for them).
+        body = json.dumps(what | ({"accept": sorted(self.accept)} if self.accept else {}),
                           sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
@@ -535,7 +548,7 @@ def load_change(path: Path | str, nodes: set[str] | None = None, root: Path = RO
     if not isinstance(doc, dict):
         raise ChangeError(f"{path}:1: file: a change is a mapping with description, vars, "
                           "new_vars and/or stop. See changes/examples/.")
-    known = ("description", "vars", "new_vars", "stop", "expect")
+    known = ("description", "vars", "new_vars", "stop", "expect", "accept")
     for key in doc:
         if key not in known:
             r.fail(doc, str(key), "unknown key", f"Use only: {', '.join(known)}.", str(key))
@@ -567,4 +580,26 @@ def load_change(path: Path | str, nodes: set[str] | None = None, root: Path = RO
         r.fail(doc, "expect", f"'{expect}' is neither safe nor unsafe",
                "Write `expect: safe` or `expect: unsafe`, or leave it out.", "expect")
     return Change(path, doc["description"].strip(), dict(variables) | dict(new_vars),
-                  tuple(stop), expect)
+                  tuple(stop), expect, accept=_accepted(r, doc))
+
+
+def _accepted(r: Reader, doc: Mapping) -> tuple[str, ...]:
+    """The `accept:` list: classes of ACCEPTABLE, each once."""
+    accept = doc.get("accept")
+    if accept is None:
+        return ()
+    kinds = ", ".join(ACCEPTABLE)
+    if not isinstance(accept, list) or not accept or \
+            not all(isinstance(a, str) for a in accept):
+        r.fail(doc, "accept", "expected a list of verdict classes",
+               f"Write e.g. `accept: [degraded]` (classes: {kinds}), or leave it out.", "accept")
+    for item in accept:
+        if item not in ACCEPTABLE:
+            near = difflib.get_close_matches(str(item).lower(), ACCEPTABLE, 1)
+            r.fail(doc, "accept", f"'{item}' is not a class a change may accept",
+                   (f"Did you mean '{near[0]}'? " if near else "") + f"Only {kinds} may be "
+                   "accepted (" + "; ".join(f"{k}: {v}" for k, v in ACCEPTABLE.items()) +
+                   "); breakage never is.", "accept")
+    if len(set(accept)) != len(accept):
+        r.fail(doc, "accept", "a class is listed twice", "List each class once.", "accept")
+    return tuple(sorted(accept))

@@ -36,6 +36,7 @@ class Flow:
     expect: dict[str, Any] = field(default_factory=dict)
     target: str = ""     # the node the flow is about (server or destination)
     service: str = ""    # what users lose when it fails (dns, api, apps); "" for must-block flows
+    watched: bool = True  # probed continuously by `edge watch` and the apply watchdog
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ def load_contract(path: Path | str) -> Contract:
         if "service" in rule and (rule["must"] != "work" or not isinstance(rule["service"], str)):
             r.fail(rule, f"{where}.service", "a service names what a must-work flow serves",
                    "Write e.g. `service: api` on must-work flows only.", "service")
+        if not isinstance(rule.get("watch", True), bool):
+            r.fail(rule, f"{where}.watch", "expected true or false",
+                   "Write `watch: false` to leave the flow out of continuous probing.", "watch")
+        _sizes(r, rule, where)
     inside = defaults.get("inside", ["inside"])
     if not isinstance(inside, list) or not all(isinstance(n, str) for n in inside):
         r.fail(defaults, "defaults.inside", "expected a list of vantage node names",
@@ -97,6 +102,39 @@ def load_contract(path: Path | str) -> Contract:
     return Contract(path, number("timeout_s", 2.0), number("block_timeout_s", 1.0),
                     tuple(doc["flows"]), number("watch_timeout_s", 0.5),
                     number("latency_objective_ms", 100.0, "milliseconds"), tuple(inside))
+
+
+# Sizes a flow may expect (whole positive numbers of bytes), by kind: the HTTP body that must
+# arrive whole, and the least a DNS answer must weigh (e.g. 1233: more than 1232, the EDNS buffer
+# that makes it come back truncated over UDP).
+SIZES = {"http": ("body_bytes",), "dns": ("min_bytes",)}
+
+
+def _sizes(r: Reader, rule: Mapping, where: str) -> None:
+    """A size in `expect:` is a whole number of bytes, of a key the flow's kind knows; a DNS flow
+    that expects truncation asks over UDP first."""
+    expect = rule.get("expect") or {}
+    if not isinstance(expect, dict):
+        r.fail(rule, f"{where}.expect", "expected a mapping", "Write e.g. `expect: {status: 200}`.",
+               "expect")
+    kind = next(k for k in KINDS if k in rule)
+    for key in ("body_bytes", "min_bytes"):
+        if key not in expect:
+            continue
+        if key not in SIZES.get(kind, ()):
+            owner = next(k for k, keys in SIZES.items() if key in keys)
+            r.fail(expect, f"{where}.expect.{key}", f"a {kind} flow has no {key}",
+                   f"Only {owner} flows expect it: leave it out here.", key)
+        value = expect[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            r.fail(expect, f"{where}.expect.{key}", f"'{value}' is not a number of bytes",
+                   f"Write e.g. `{key}: 65536`.", key)
+    if "truncated" in expect and (kind != "dns" or not isinstance(expect["truncated"], bool)
+                                  or rule["dns"].get("transport") != "fallback"):
+        r.fail(expect, f"{where}.expect.truncated", "only a DNS flow with `transport: fallback` "
+               "(UDP, then TCP when truncated) can expect truncation",
+               "Write `transport: fallback` in its dns: mapping and `truncated: true`.",
+               "truncated")
 
 
 def _target(r: Reader, spec: Mapping, key: str, field_: str) -> None:
@@ -139,5 +177,5 @@ def expand(contract: Contract, lab: Lab) -> list[Flow]:
             service = rule.get("service", rule["name"]) if rule["must"] == "work" else ""
             flows.append(Flow(f"{rule['name']}@{node}", rule["name"], vantage,
                               lab.nodes[vantage].container, kind, rule["must"],
-                              params, expect, node, service))
+                              params, expect, node, service, rule.get("watch", True)))
     return flows

@@ -9,13 +9,15 @@ construction rather than by care.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge.model.datafile import NAME_RE
 from edge.model.topology import (
     FORBIDDEN,
     INTERNAL_RANGE,
+    LOCAL_ENGINE,
     PUBLIC_RANGE,
+    Engine,
     Link,
     Topology,
     TopologyError,
@@ -59,6 +61,7 @@ class NodePlan:
     sysctls: dict[str, str]
     capabilities: tuple[str, ...]                 # its role's, from the topology (sorted)
     link: Link | None                             # shaping of its interfaces (roles/link)
+    engine: str = LOCAL_ENGINE                    # the engine its container is created on
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,12 @@ class StackPlan:
     volumes: dict[str, str]          # topology volume name -> docker volume name
     nodes: dict[str, NodePlan]
     run: str = ""
+    engines: dict[str, Engine] = field(default_factory=dict)   # the non-local engines used
+
+    @property
+    def spread(self) -> bool:
+        """Nodes on more than one engine: the lab networks must be Swarm overlays."""
+        return len({node.engine for node in self.nodes.values()}) > 1
 
     def labels(self, **extra: str) -> dict[str, str]:
         """Labels that mark a Docker object as this stack's, so leftovers are found by label."""
@@ -152,5 +161,8 @@ def stack_plan(topology: Topology, stack: str, slot: int, purpose: str = "lab",
             routes=tuple(routes), dns=tuple(dns),
             volumes={volumes[v]: mount for v, mount in node.volumes.items()},
             sysctls=sysctls, capabilities=tuple(sorted(role.capabilities)), link=node.link,
+            engine=topology.engine_of(node.name),
         )
-    return StackPlan(stack, slot, purpose, topology.zone, networks, volumes, nodes, run)
+    engines = {n.engine: topology.engines[n.engine] for n in nodes.values()
+               if n.engine != LOCAL_ENGINE}
+    return StackPlan(stack, slot, purpose, topology.zone, networks, volumes, nodes, run, engines)

@@ -73,7 +73,8 @@ def materialize(tree: str, state: Path, root: Path = ROOT) -> Path:
                                 f"{archived.stderr.decode(errors='replace').strip()}. The tree "
                                 "is kept under refs/edge/ once recorded; a tree that Git no "
                                 "longer has cannot be converged: preview the change again.")
-        partial = Path(tempfile.mkdtemp(prefix=f".{tree}-", dir=dest.parent
+        # Named after this process, so a kill halfway leaves a folder `half_unpacked` finds.
+        partial = Path(tempfile.mkdtemp(prefix=f".{tree}-{os.getpid()}-", dir=dest.parent
                                         if dest.parent.exists() else _mkdir(dest.parent)))
         with tarfile.open(fileobj=io.BytesIO(archived.stdout)) as archive:
             archive.extractall(partial, filter="data")
@@ -84,6 +85,17 @@ def materialize(tree: str, state: Path, root: Path = ROOT) -> Path:
             if not dest.is_dir():
                 raise
     return dest
+
+
+def half_unpacked(state: Path) -> list[Path]:
+    """Tree folders that `materialize` started and never renamed into place: their process is
+    gone (a kill halfway). A folder of a live process is still being written: never listed."""
+    found = []
+    for path in sorted((state / "trees").glob(".*-*-*")):
+        pid = path.name.split("-")[1]
+        if path.is_dir() and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            found.append(path)
+    return found
 
 
 def _mkdir(path: Path) -> Path:

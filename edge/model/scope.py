@@ -55,8 +55,9 @@ def defining_roles(var: str, roles: Path) -> set[str]:
     return {role.name for role in roles.iterdir() if var in role_defaults(roles, role.name)}
 
 
-def touched_roles(change: Change, files: list[str], roles: Path) -> set[str] | None:
-    """The roles a change can affect, or None when it can affect any host."""
+def changed_roles(change: Change, files: list[str], roles: Path) -> set[str] | None:
+    """The roles whose files or variables a change edits, or None when it edits something no
+    role owns (the inventory, the playbook, the topology)."""
     if change.tree is not None:
         parts = [Path(f).parts for f in files]
         if not parts or any(len(p) < 3 or p[0] != "roles" for p in parts):
@@ -69,7 +70,13 @@ def touched_roles(change: Change, files: list[str], roles: Path) -> set[str] | N
             if not owners:
                 return None
             found |= owners
-    return None if found & set(EVERYONE) else found
+    return found
+
+
+def touched_roles(change: Change, files: list[str], roles: Path) -> set[str] | None:
+    """The roles a change can affect, or None when it can affect any host."""
+    found = changed_roles(change, files, roles)
+    return None if found is None or found & set(EVERYONE) else found
 
 
 def hosts(change: Change, files: list[str], lab: Lab, roles: Path) -> list[str] | None:

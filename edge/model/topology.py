@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.model.datafile import Mapping, Reader, kind, load_checked
@@ -37,6 +37,12 @@ CAPABILITIES = frozenset({
     "WAKE_ALARM",
 })
 ROLE_KEYS = ("tier", "forwarding", "ansible_role", "capabilities")
+# The engine edge itself talks to ($DOCKER_HOST or the local socket): always there, never declared.
+LOCAL_ENGINE = "local"
+# How an engine's API is reached: a unix socket, ssh (the `ssh` program) or TLS-protected tcp.
+ENDPOINT_RE = re.compile(r"^(unix://(/\S+)|ssh://([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+                         r"|tcp://[A-Za-z0-9.-]+:[0-9]{1,5})$")
+TLS_FILES = ("ca", "cert", "key")
 
 
 class TopologyError(ValueError):
@@ -96,6 +102,17 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Engine:
+    """A Docker engine nodes may be placed on (`engines:`); `tls` holds the ca, cert and key
+    files (absolute paths) of a tcp:// endpoint."""
+
+    name: str
+    endpoint: str
+    tls: tuple[str, str, str] | None
+    line: int
+
+
+@dataclass(frozen=True)
 class Topology:
     """A validated topology, with addresses as written (slot 0)."""
 
@@ -108,6 +125,18 @@ class Topology:
     networks: dict[str, Network]
     volumes: tuple[str, ...]
     nodes: dict[str, Node]
+    engines: dict[str, Engine] = field(default_factory=dict)
+    # node -> engine name, for every node when the file has `placement:`; empty means all local.
+    placement: dict[str, str] = field(default_factory=dict)
+
+    def engine_of(self, node: str) -> str:
+        """The engine a node's container is created on."""
+        return self.placement.get(node, LOCAL_ENGINE)
+
+    @property
+    def spread(self) -> bool:
+        """True when the nodes sit on more than one engine (the lab needs overlay networks)."""
+        return len({self.engine_of(node) for node in self.nodes}) > 1
 
 
 def load_topology(path: Path | str) -> Topology:
@@ -121,7 +150,8 @@ def load_topology(path: Path | str) -> Topology:
 
 
 def _validate(r: Reader, doc: Mapping) -> Topology:
-    known = {"zone", "address_plan", "roles", "networks", "volumes", "nodes"}
+    known = {"zone", "address_plan", "roles", "networks", "volumes", "nodes", "engines",
+             "placement"}
     for key in doc:
         if key not in known:
             r.fail(doc, str(key), "unknown top-level key", f"Use only: {', '.join(sorted(known))}.",
@@ -189,8 +219,98 @@ def _validate(r: Reader, doc: Mapping) -> Topology:
     volumes = tuple(r.name(vol_map, name, f"volumes.{name}") for name in vol_map)
 
     nodes = _validate_nodes(r, r.mapping(doc, "nodes", "nodes"), roles, networks, volumes)
+    engines = _engines(r, r.mapping(doc, "engines", "engines", required=False))
+    placement = (_placement(r, r.mapping(doc, "placement", "placement"), engines, roles, nodes)
+                 if "placement" in doc else {})
     return Topology(r.path, zone, public, internal, dict(slot_map), roles, networks, volumes,
-                    nodes)
+                    nodes, engines, placement)
+
+
+def _engines(r: Reader, engine_map: Mapping) -> dict[str, Engine]:
+    """`engines: {NAME: {endpoint: URL, tls: {ca: F, cert: F, key: F}}}`, each checked whole."""
+    engines = {}
+    shape = ("`{endpoint: unix:///run/docker.sock}`, `{endpoint: ssh://user@host}` or "
+             "`{endpoint: tcp://host:2376, tls: {ca: ca.pem, cert: cert.pem, key: key.pem}}`")
+    for name, spec in engine_map.items():
+        where = f"engines.{name}"
+        spec = r.entry(engine_map, name, where, shape)
+        if name == LOCAL_ENGINE:
+            r.fail(engine_map, where, "'local' is the engine edge runs on and needs no entry",
+                   "Remove it; placements may name `local` without declaring it.", name)
+        for key in spec:
+            if key not in ("endpoint", "tls"):
+                r.fail(spec, f"{where}.{key}", "unknown engine setting",
+                       "Use only `endpoint` and `tls`.", str(key))
+        endpoint = spec.get("endpoint")
+        if not isinstance(endpoint, str) or not ENDPOINT_RE.match(endpoint):
+            r.fail(spec, f"{where}.endpoint", f"'{endpoint}' is not an engine endpoint",
+                   f"Write one of {shape}.", "endpoint" if "endpoint" in spec else None)
+        tcp = endpoint.startswith("tcp://")
+        if tcp != ("tls" in spec):
+            r.fail(spec, f"{where}.tls", "a tcp:// endpoint needs `tls` and only it takes one"
+                   if tcp else "`tls` is only for a tcp:// endpoint",
+                   "An engine's API is root on its machine: reach it over TLS with client "
+                   "certificates (`tls: {ca: ..., cert: ..., key: ...}`), a unix socket or ssh.",
+                   "tls" if "tls" in spec else "endpoint")
+        tls = _tls_files(r, spec, where) if tcp else None
+        engines[name] = Engine(name, endpoint, tls, spec.line)
+    return engines
+
+
+def _tls_files(r: Reader, spec: Mapping, where: str) -> tuple[str, str, str]:
+    """The `tls:` files of an engine, relative to the topology file, each an existing file."""
+    tls = r.mapping(spec, "tls", f"{where}.tls")
+    if sorted(tls) != sorted(TLS_FILES):
+        r.fail(spec, f"{where}.tls", f"expected exactly {', '.join(TLS_FILES)} (found "
+               f"{', '.join(map(str, tls)) or 'nothing'})",
+               "Name the CA certificate, the client certificate and its key.", "tls")
+    paths = []
+    for key in TLS_FILES:
+        value = tls[key]
+        path = r.path.parent / str(value) if isinstance(value, str) and value else None
+        if path is None or not path.is_file():
+            r.fail(tls, f"{where}.tls.{key}", f"'{value}' is not a file",
+                   "Give a path, absolute or relative to the topology file, of a file that "
+                   "exists.", key)
+        paths.append(str(path.resolve()))
+    return (paths[0], paths[1], paths[2])
+
+
+def _placement(r: Reader, spec: Mapping, engines: dict[str, Engine], roles: dict[str, Role],
+               nodes: dict[str, Node]) -> dict[str, str]:
+    """`placement: {tiers: {TIER: ENGINE}, nodes: {NODE: ENGINE}}`: every node's engine, a node's
+    own entry winning over its tier's, `local` for the rest."""
+    for key in spec:
+        if key not in ("tiers", "nodes"):
+            r.fail(spec, f"placement.{key}", "unknown placement setting",
+                   "Use only `tiers:` (tier -> engine) and `nodes:` (node -> engine).", str(key))
+    known = sorted(engines) + [LOCAL_ENGINE]
+
+    def engine(where: Mapping, field: str, key: str) -> str:
+        value = where[key]
+        if value not in known:
+            r.fail(where, field, f"unknown engine '{value}'",
+                   f"Use one of: {', '.join(known)} (or declare it under `engines:`).", key)
+        return value
+
+    tiers = {role.tier for role in roles.values()}
+    by_tier = r.mapping(spec, "tiers", "placement.tiers", required=False)
+    for tier in by_tier:
+        if tier not in tiers:
+            r.fail(by_tier, f"placement.tiers.{tier}", f"unknown tier '{tier}'",
+                   f"Use one of: {', '.join(sorted(tiers))} (the roles' tiers).", str(tier))
+    by_node = r.mapping(spec, "nodes", "placement.nodes", required=False)
+    for node in by_node:
+        if node not in nodes:
+            r.fail(by_node, f"placement.nodes.{node}", f"unknown node '{node}'",
+                   f"Use one of: {', '.join(sorted(nodes))}.", str(node))
+    if not by_tier and not by_node:
+        r.fail(spec, "placement", "places nothing",
+               "Add `tiers:` or `nodes:` entries, or remove `placement:`.", None)
+    tier_engine = {t: engine(by_tier, f"placement.tiers.{t}", t) for t in by_tier}
+    node_engine = {n: engine(by_node, f"placement.nodes.{n}", n) for n in by_node}
+    return {name: node_engine.get(name) or tier_engine.get(roles[node.role].tier, LOCAL_ENGINE)
+            for name, node in nodes.items()}
 
 
 def _capabilities(r: Reader, spec: Mapping, field: str) -> dict[str, str]:

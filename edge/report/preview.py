@@ -9,7 +9,7 @@ from xml.etree import ElementTree as ET
 
 from edge.report.html import preview_html
 from edge.report.table import text_table
-from edge.workflow.staged import BROKE, HEADS, FlowDelta, Preview
+from edge.workflow.staged import BROKE, HEADS, FlowDelta, Preview, accepted
 
 
 def _cells(d: FlowDelta) -> tuple[str, str, str]:
@@ -23,6 +23,9 @@ def preview_table(p: Preview) -> str:
     lines = [f"{p.verdict}: {p.change.description} (change {p.change.digest}, "
              f"live '{p.live}', staged on '{p.staging}')"]
     lines += [f"  - {reason}" for reason in p.reasons]
+    lines += [f"  - note: {note}" for note in p.notes]
+    if p.watched():
+        lines.append(p.watched())
     if p.infra_steps:
         lines.append("pulumi preview on the live stack: " + ", ".join(p.infra_steps))
     if p.scope is not None:
@@ -62,7 +65,13 @@ def preview_json(p: Preview) -> dict:
         "live_digest_after": p.live_digest_after,
         "staging": p.staging, "infra_steps": p.infra_steps, "scope": p.scope,
         "policy": p.policy, "static_diffs": p.static_diffs,
-        "deltas": [asdict(d) for d in p.deltas],
+        "deltas": [asdict(d) for d in p.deltas], "notes": p.notes,
+        "watch": None if p.window is None else {
+            "said": p.watched(), "window_s": p.window.seconds, "why": p.window.why,
+            "longest_timer_s": p.window.longest_s, "capped": p.window.capped,
+            "unreadable": list(p.window.unreadable), "watched_s": p.watched_s,
+            "rounds": p.rounds},
+        "latency_ms": p.latency,
         "invariants": [asdict(f) for f in p.invariants], "unread": p.unread,
         "baseline": [result(r) for r in p.baseline], "after": [result(r) for r in p.after],
         "seconds": p.seconds,
@@ -84,7 +93,7 @@ def preview_junit(p: Preview) -> str:
         case = ET.SubElement(suite, "testcase", classname=f"contract.{r.flow.vantage}",
                              name=r.flow.name, time=f"{r.latency_ms / 1000:.3f}")
         delta = deltas.get(r.flow.name)
-        if delta and delta.kind in HEADS:
+        if delta and delta.kind in HEADS and not accepted(delta, p.change.accept):
             ET.SubElement(case, "failure", type=delta.kind,
                           message=delta.describe()).text = delta.reason
     for held in p.invariants:

@@ -339,7 +339,11 @@ class Apply:
                 self.start_watch()
                 try:
                     self.baseline()
+                    # Written ahead, so that a SIGKILL, which runs nothing here, leaves it too.
+                    self._interrupted()
                     self.decide(self.converge() or self.verify_after())
+                    if self.result.outcome != "rollback-failed":
+                        StackState.of(self.state, self.live).clear_interrupted()
                 except BaseException:
                     self.cancel.set()
                     self._interrupted()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +22,12 @@ from pathlib import Path
 
 import docker.errors
 
-from edge.engines import cleanup, docker_exec, processes, stack
+from edge.engines import cleanup, configure, docker_exec, processes, stack
 from edge.engines.images import image_exists, image_ref
 from edge.infra import bridge_filter
 from edge.infra.addressing import conflicts, taken_prefixes
 from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
+from edge.model.revision import half_unpacked
 from edge.model.state import StackState, StateError
 from edge.model.topology import load_topology
 
@@ -79,24 +81,22 @@ def stacks(backend: stack.Backend) -> list[str]:
 def _backend(backend: stack.Backend, names: list[str]) -> list[Check]:
     """Per stack: a lock left by a killed pulumi, pending operations."""
     checks = []
-    locks = backend.state / "backend" / ".pulumi" / "locks"
     for name in names:
-        held = sorted(locks.rglob(f"*/{name}/*.json")) if locks.is_dir() else []
-        if held:
-            checks.append(Check(f"pulumi lock {name}", False, f"{len(held)} lock file(s) "
-                                f"({held[0].name}) from a pulumi that did not finish",
-                                f"when no edge or pulumi runs: `. scripts/env.sh; pulumi cancel "
-                                f"--yes -s {name}`"))
-        export = stack.pulumi(["stack", "export", "--stack", name], backend, check=False)
+        stale = stack.stale_locks(name, backend)
+        if stale:
+            checks.append(Check(f"pulumi lock {name}", False, f"{len(stale)} lock file(s) "
+                                f"({stale[0].name}) of a pulumi that is gone",
+                                f"any edge command on the stack removes them: `edge status "
+                                f"--stack {name}`"))
         try:
-            pending = json.loads(export.stdout or "{}").get("deployment", {}).get(
-                "pending_operations") or []
-        except ValueError:
-            pending = []
+            pending = stack.pending_operations(stack.checkpoint(name, backend))
+        except stack.PulumiError as err:
+            checks.append(Check(f"state {name}", False, str(err)))
+            continue
         checks.append(Check(f"state {name}", not pending,
                             f"{len(pending)} pending operation(s)" if pending else "readable",
-                            f"`. scripts/env.sh; pulumi refresh --clear-pending-creates -s {name}`"
-                            if pending else ""))
+                            f"when no pulumi runs on it, any edge command on the stack settles "
+                            f"them: `edge status --stack {name}`" if pending else ""))
     return checks
 
 
@@ -128,6 +128,14 @@ def _processes() -> Check:
     return Check("processes", False, f"{len(left)} left by a killed edge command: "
                  + "; ".join(map(str, left[:3])),
                  "any `edge` command stops them first (or `edge doctor --fix`)")
+
+
+def _runner_dirs() -> Check:
+    left = configure.leftover_runner_dirs()
+    if not left:
+        return Check("runner folders", True, "no ansible-runner folder of a killed edge is left")
+    return Check("runner folders", False, f"{len(left)} of a killed edge: {left[0]}",
+                 "any `edge` command on a stack removes them (or `edge doctor --fix`)")
 
 
 def _labelled(names: list[str]) -> Check:
@@ -191,17 +199,53 @@ def examine(backend: stack.Backend = stack.Backend()) -> list[Check]:
     names = stacks(backend)
     steps: list[Callable[[], Check | list[Check]]] = [
         _pulumi, _image, lambda: _backend(backend, names), lambda: _edge_state(backend),
-        _processes, lambda: _labelled(names), _bridge_rules, lambda: _routes(backend, names)]
+        _processes, _runner_dirs, lambda: _labelled(names), _bridge_rules,
+        lambda: _routes(backend, names)]
     for step in steps:
         found = step()
         checks += found if isinstance(found, list) else [found]
     return checks
 
 
+def _docker_id(_urn: str, name: str) -> str | None:
+    """The id of the container, network or volume named `name`, if the engine has one: what a
+    pending create of a killed pulumi made (the stack's resources all have fixed names)."""
+    api = docker_exec.client().api
+    for inspect, key in ((api.inspect_container, "Id"), (api.inspect_network, "Id"),
+                         (api.inspect_volume, "Name")):
+        try:
+            return inspect(name)[key] if name else None
+        except docker.errors.NotFound:
+            continue
+    return None
+
+
+def recover(stack_name: str, backend: stack.Backend = stack.Backend()) -> list[str]:
+    """What every command on a stack does first: undo what an earlier killed command left
+    (Pulumi's stale lock and pending operations, ansible-runner's folders, half-unpacked
+    revision trees), one line each."""
+    said = stack.recover(stack_name, backend, find_id=_docker_id) + _remove_runner_dirs()
+    for folder in half_unpacked(backend.state):
+        shutil.rmtree(folder, ignore_errors=True)
+        said.append(f"removed a revision tree a killed edge left half-unpacked ({folder.name})")
+    return said
+
+
+def _remove_runner_dirs() -> list[str]:
+    """Remove the ansible-runner folders of killed edge commands (the temp folder's), saying
+    each."""
+    said = []
+    for folder in configure.leftover_runner_dirs():
+        shutil.rmtree(folder, ignore_errors=True)
+        said.append(f"removed the ansible-runner folder of a killed edge ({folder})")
+    return said
+
+
 def fix() -> list[str]:
     """What `edge doctor --fix` may repair without a person's judgement: leftover processes of
     killed edge commands and DOCKER-USER rules of bridges that are gone."""
     done = [f"stopped {p}" for p in processes.reap(processes.leftovers())]
+    done += _remove_runner_dirs()
     stale = _bridge_rules()
     if not stale.ok:
         for bridge in stale.detail.split(": ", 1)[1].split(", "):

@@ -28,6 +28,7 @@ import difflib
 import json
 import shlex
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -170,23 +171,28 @@ def sections(text: str) -> dict[str, str]:
     return {name: "\n".join(lines).strip() for name, lines in found.items()}
 
 
+def recorded_vs_live(node: str, parts: dict[str, str], down: Collection[str]) -> list[Drift]:
+    """Each `want NAME` section whose `live NAME` differs, and each supervised program (the
+    `programs` section, `supervisorctl status`) in a state of `down` (pure): what drift and the
+    half-configured check (workflow/daemons.py) both read from a node's script output."""
+    drifts = [Drift(node, name, unified(parts.get(f"live {name}", ""), parts[f"want {name}"],
+                                        name))
+              for name in sorted(n[len("want "):] for n in parts if n.startswith("want "))
+              if parts[f"want {name}"] != parts.get(f"live {name}", "")]
+    try:
+        programs = facts.supervisor_status(parts.get("programs", ""))
+    except facts.FactError as err:
+        return drifts + [Drift(node, "supervised programs unreadable", str(err))]
+    return drifts + [Drift(node, f"program {name} {p.state}",
+                           f"-{name} {p.state} {p.detail}".rstrip() + f"\n+{name} RUNNING")
+                     for name, p in sorted(programs.items()) if p.state in down]
+
+
 def running_drifts(node: str, text: str, routes: tuple[str, ...]) -> list[Drift]:
     """What runs on `node` unlike its records, from RUNNING_SCRIPT's output, and which of the
     topology's `routes` it lacks (pure)."""
     parts = sections(text)
-    drifts = []
-    for name in sorted(n[len("want "):] for n in parts if n.startswith("want ")):
-        want, live = parts[f"want {name}"], parts.get(f"live {name}", "")
-        if want != live:
-            drifts.append(Drift(node, name, unified(live, want, name)))
-    try:
-        programs = facts.supervisor_status(parts.get("programs", ""))
-    except facts.FactError as err:
-        drifts.append(Drift(node, "supervised programs unreadable", str(err)))
-        programs = {}
-    drifts += [Drift(node, f"program {name} {p.state}",
-                     f"-{name} {p.state} {p.detail}".rstrip() + f"\n+{name} RUNNING")
-               for name, p in sorted(programs.items()) if p.state in NOT_RUNNING]
+    drifts = recorded_vs_live(node, parts, NOT_RUNNING)
     present = {" ".join(line.split()) for line in parts.get("routes", "").splitlines()}
     drifts += [Drift(node, f"route {route} missing", f"+{route}") for route in routes
                if not any(line == route or line.startswith(route + " ") for line in present)]

@@ -7,7 +7,12 @@
    of its scope (edge/workflow/scope.py), not only where check mode saw a difference: check mode skips
    tasks and runs no `validate:`, so it cannot see everything a converge does; the contract is
    measured again, and the staged firewall's loaded ruleset is read for must-block flows it
-   would accept (edge/workflow/policy.py).
+   would accept (edge/workflow/policy.py). "Again" lasts a settle window, the longest timer of
+   the roles the change touches (edge/model/timers.py: health checks, BGP hold time, a zone's
+   refresh, a TTL; those staging can hasten, such as the resolvers' cache, it hastens instead),
+   in rounds (edge/workflow/rounds.py): a flow broken in the last round or in any round once the
+   change had time to settle counts, so an effect that shows only once a timer ran out is seen,
+   and the report says how long it watched and why.
 3. Differential: every flow whose verdict changed, classed by what users see. A must-work flow
    that broke at every address is an outage. Broken at some addresses while others still serve:
    a partial outage when those answer errors or refuse (the users whose resolver returned that
@@ -16,10 +21,13 @@
    addresses than before. A must-block flow that opened is a security regression. Besides the
    flows, what the roles declare (edge/workflow/invariants.py): redundant sets no flow sees (a
    load balancer's backend servers, BGP sessions and prefixes, the resolver's upstream servers,
-   supervised programs) and name servers that must agree (serial, records, transfers).
-4. Verdict: SAFE, UNSAFE (with the reasons), NO-OP (nothing at all changes: no Pulumi step, no
-   check-mode difference, no task changed on staging, no flow changed: the gate has nothing to
-   apply) or ERROR (the preview itself could not be made).
+   supervised programs) and name servers that must agree (serial, records, transfers). A
+   must-work flow that still answers but much slower than before (its latency percentiles from
+   the rounds, edge/workflow/rounds.slower) is DEGRADED.
+4. Verdict: SAFE, UNSAFE (with the reasons; DEGRADED is one unless the change file says
+   `accept: [degraded]`, when it is a note of a SAFE verdict), NO-OP (nothing at all changes: no
+   Pulumi step, no check-mode difference, no task changed on staging, no flow changed: the gate
+   has nothing to apply) or ERROR (the preview itself could not be made).
 
 The live stack is only read (check mode); every write goes to the staging stack. The record of
 the preview (edge/workflow/apply.py) keeps what the verdict holds for: the contract's digest, the staging
@@ -32,6 +40,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,18 +52,29 @@ from edge.engines import docker_exec, stack
 from edge.engines.configure import ConvergeResult, Progress, to_stderr
 from edge.lab.diagnose import where_it_dies
 from edge.lab.probes import Result, settle
-from edge.model import scope
-from edge.model.change import Change
-from edge.model.contract import Contract, ContractError, expand, load_contract
+from edge.model import scope, timers
+from edge.model.change import Change, inventory_host_vars
+from edge.model.contract import Contract, ContractError, Flow, expand, load_contract
 from edge.model.lab import Lab
 from edge.model.plan import PROJECT
 from edge.model.revision import Revision, changed_paths, load_live, materialize
 from edge.model.state import StackState, StagingRecord
 from edge.workflow import invariants, policy, rollout
+from edge.workflow.rounds import (
+    MIN_SAMPLES,
+    Rounds,
+    Slowdown,
+    counted,
+    settled,
+    slower,
+    verdicts,
+)
+from edge.workflow.rounds import measure as measure_rounds
 
 SAFE, UNSAFE, ERROR, NOOP = "SAFE", "UNSAFE", "ERROR", "NO-OP"
-# After the change: a moment for daemons to act on it (reloads, route withdrawals), then how long
-# flows may take to recover before they count as broken.
+# After the change: a moment for daemons to act on it (reloads, route withdrawals); then the
+# flows are measured in rounds for the settle window (edge/model/timers.py), and the roles'
+# redundant sets read once it has passed, until nothing is lost or AFTER_SETTLE_S more.
 AFTER_GRACE_S = 2.0
 AFTER_SETTLE_S = 10.0
 BASELINE_SETTLE_S = 20.0
@@ -70,14 +90,21 @@ DIGEST_SCRIPT = (
 def config_digest(lab: Lab, client: docker.DockerClient | None = None) -> str:
     """One digest over every node's configuration as it is live (read-only); a node that is not
     running counts as its state (missing, exited...)."""
-    digest = hashlib.sha256()
-    for name, node in sorted(lab.nodes.items()):
+    def read(container: str) -> str:
         try:
-            said = docker_exec.run(node.container, DIGEST_SCRIPT, check=False, engine=client)
-            out = said.stdout + said.stderr
+            said = docker_exec.run(container, DIGEST_SCRIPT, check=False, engine=client)
+            return said.stdout + said.stderr
         except docker_exec.ContainerUnavailable as gone:
-            out = gone.state
-        digest.update(name.encode() + b"\0" + out.encode())
+            return gone.state
+
+    # One `docker exec` per node, several at once (as invariants.read does): read one after
+    # another they cost seconds per node on a loaded machine, twice per preview.
+    names = sorted(lab.nodes)
+    with ThreadPoolExecutor(max_workers=invariants.WORKERS) as pool:
+        outs = pool.map(read, [lab.nodes[name].container for name in names])
+        digest = hashlib.sha256()
+        for name, out in zip(names, outs):
+            digest.update(name.encode() + b"\0" + out.encode())
     return digest.hexdigest()[:16]
 
 
@@ -95,7 +122,11 @@ SILENT = ("timeout", "unreachable")
 ROLE_WORDS = {"loadbalancer": "load balancer", "dns": "name server", "dea": "app node"}
 BROKE = ("outage", "partial-outage", "redundancy-lost")
 HEADS = {"outage": "OUTAGE", "partial-outage": "PARTIAL OUTAGE",
-         "redundancy-lost": "REDUNDANCY LOST", "security-regression": "SECURITY REGRESSION"}
+         "redundancy-lost": "REDUNDANCY LOST", "security-regression": "SECURITY REGRESSION",
+         "degraded": "DEGRADED"}
+# Delta kinds a change file may accept (`accept:` in edge/model/change.py): reported as notes of
+# a SAFE verdict instead of reasons for UNSAFE.
+ACCEPTABLE_KINDS = {"degraded": "degraded"}
 
 
 @dataclass(frozen=True)
@@ -119,6 +150,8 @@ class FlowDelta:
                               # addresses"
     lost: str = ""            # what a name no longer publishes: "api.paas.test: 198.18.2.11
                               # (lb2)"
+    when: str = ""            # broken in some rounds of the window only: "in 3 of 6 rounds,
+                              # first 8.1 s after the change"
 
     def describe(self) -> str:
         """The delta in words, as the verdict's reasons say it."""
@@ -132,6 +165,9 @@ class FlowDelta:
             text += f"; {self.lost} no longer published"
         elif self.kind == "redundancy-lost":
             text += f"; {self.share} silent, the others serve"
+        elif self.kind == "degraded":
+            text += f"; {self.share}"
+        text += f" ({self.when})" if self.when else ""
         return text + (f": {self.where}" if self.where else "")
 
 
@@ -165,6 +201,21 @@ class Preview:
     baseline: list[Result] = field(default_factory=list)
     after: list[Result] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    # How long the "after" measurement watched and why (edge/model/timers.py), in how many
+    # rounds; each must-work flow's latency percentiles before and after, from the rounds.
+    window: timers.Window | None = None
+    watched_s: float = 0.0
+    rounds: int = 0
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)    # what the change accepted (`accept:`)
+
+    def watched(self) -> str:
+        """"watched 6.2 s after the change in 5 probe rounds: haproxy fall 3 × inter 2 s on lb1"
+        ("" before the change was measured)."""
+        if self.window is None or not self.rounds:
+            return ""
+        return (f"watched {self.watched_s + AFTER_GRACE_S:.1f} s after the change in "
+                f"{self.rounds} probe rounds: {self.window.words()}")
 
     @property
     def exit_code(self) -> int:
@@ -201,6 +252,10 @@ def said(result: Result, names: dict[str, str] | None = None) -> str:
     if result.outcome == "answered":
         if detail.get("rcode", "NOERROR") != "NOERROR":
             return f"answers {detail['rcode']}"
+        if "bytes" in detail:       # a big answer (`transport: fallback`): counted, not listed
+            return (f"answers {detail.get('records', 0)} records in {detail['bytes']} bytes"
+                    + (" over TCP after a truncated UDP answer" if detail.get("truncated")
+                       else ""))
         answers = [names.get(a, a) for a in detail.get("answers") or []]
         return "answers " + (", ".join(answers) or "no address")
     return {"timeout": "is silent (timeout)", "unreachable": "has no route",
@@ -271,17 +326,79 @@ def compare(baseline: list[Result], after: list[Result], lab: Lab | None = None
     return deltas
 
 
+def accepted(delta: FlowDelta, accept: tuple[str, ...]) -> bool:
+    """Whether the change file accepts this delta (`accept:`): then it is a note, not a reason."""
+    return ACCEPTABLE_KINDS.get(delta.kind) in accept
+
+
+def _head(d: FlowDelta) -> str:
+    return f"{HEADS[d.kind]}: {'now open: ' if d.must == 'block' else ''}{d.describe()}"
+
+
 def judge(deltas: list[FlowDelta], converge_errors: list[str], findings: list[str] = (),
-          held: list[invariants.Finding] = ()) -> tuple[str, list[str]]:
+          held: list[invariants.Finding] = (), accept: tuple[str, ...] = ()
+          ) -> tuple[str, list[str]]:
     """SAFE or UNSAFE, and why (pure). `findings`: must-block flows the staged firewall's
     ruleset accepts (edge/workflow/policy.py); `held`: what the change broke of the roles'
-    declared redundancy and agreement (edge/workflow/invariants.py)."""
+    declared redundancy and agreement (edge/workflow/invariants.py); `accept`: the classes the
+    change file accepts, whose deltas are no reason (see `notes`)."""
     reasons = [f"the change does not apply: {e}" for e in converge_errors]
     reasons += [f"SECURITY REGRESSION (firewall ruleset): {p}" for p in findings]
-    reasons += [f"{HEADS[d.kind]}: {'now open: ' if d.must == 'block' else ''}{d.describe()}"
-                for d in deltas if d.kind in HEADS]
+    reasons += [_head(d) for d in deltas if d.kind in HEADS and not accepted(d, accept)]
     reasons += [f.reason for f in held]
     return (UNSAFE if reasons else SAFE), reasons
+
+
+def notes(deltas: list[FlowDelta], accept: tuple[str, ...]) -> list[str]:
+    """The deltas the change file accepts, in the words of a reason and saying so (pure)."""
+    return [f"{_head(d)} (accepted: the change says `accept: [{ACCEPTABLE_KINDS[d.kind]}]`)"
+            for d in deltas if accepted(d, accept)]
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def degraded(flows: list[Flow], before: Rounds, after: Rounds
+             ) -> tuple[list[FlowDelta], dict[str, dict[str, float]]]:
+    """Must-work flows that met the contract in every round before and in every round that
+    counts after (edge/workflow/rounds.counted), and answer much slower in the last rounds after
+    (edge/workflow/rounds.settled, .slower), as DEGRADED deltas; and every such flow's latency
+    percentiles, for the report (pure)."""
+    found, figures = [], {}
+    for flow in flows:
+        was, now = before.latencies(flow.name), settled(after, flow.name)
+        if flow.must != "work" or before.broken(flow.name) or counted(after, flow.name) \
+                or not was or not now:
+            continue
+        summary = Slowdown.of(was, now)
+        figures[flow.name] = summary.figures()
+        slow = slower(was, now)
+        if slow is None:
+            continue
+        result = after.seen[flow.name][-1][1]
+        found.append(FlowDelta(
+            flow.name, flow.rule, flow.vantage, flow.target, flow.must, "degraded",
+            _outcome(result), _outcome(result), "", "",
+            f"answers in {_ms(slow.p50_before)} (p95 {_ms(slow.p95_before)})",
+            f"answers in {_ms(slow.p50_after)} at the median (p95 {_ms(slow.p95_after)})",
+            f"{slow.factor:.0f}× slower at the median ({slow.samples_before} samples before, "
+            f"{slow.samples_after} after)"))
+    return found, figures
+
+
+def _rounds_said(deltas: list[FlowDelta], after: Rounds) -> list[FlowDelta]:
+    """A broken flow that failed in some rounds only says when: a timer ran out (first seen late)
+    or it broke for a while."""
+    said_when = []
+    for d in deltas:
+        broken = counted(after, d.flow) if d.kind in HEADS and d.kind != "degraded" else []
+        seen = len(after.seen.get(d.flow, []))
+        if broken and len(broken) < seen:
+            d = replace(d, when=f"in {len(broken)} of {seen} rounds, first "
+                                f"{broken[0] + AFTER_GRACE_S:.1f} s after the change")
+        said_when.append(d)
+    return said_when
 
 
 def infra_preview(live: str, target: Revision, backend: stack.Backend) -> list[str]:
@@ -327,11 +444,61 @@ def declared_for(target: Revision, backend: stack.Backend) -> invariants.Declare
     return invariants.load_declared(materialize(target.tree, backend.state) / "roles")
 
 
+def settle_window(change: Change, live: Revision, target: Revision, lab: Lab,
+                  hosts: list[str] | None, backend: stack.Backend,
+                  failed: dict[str, str] | None = None) -> timers.Window:
+    """How long to watch after the change, and why: the longest timer the previewed revision's
+    roles declare (edge/model/timers.py), among the roles the change touches on the hosts of its
+    scope (and every role of a node it stops or starts), with the values it leaves there; a
+    timer staging hastens counts only when `failed` says its hastening failed."""
+    tree = materialize(target.tree, backend.state)
+    roles = tree / "roles"
+    declared = timers.load_timers(roles)
+    closure = scope.role_closure(roles)
+    everyone = set().union(*(closure.get(e, {e}) for e in scope.EVERYONE))
+    runs = {role: members | everyone for role, members in closure.items()}
+    watched = timers.watched_roles(
+        {name: node.ansible_role for name, node in lab.nodes.items()},
+        lab.nodes if hosts is None else hosts,
+        scope.changed_roles(change, changed_paths(live.tree, target.tree), roles), runs,
+        set(target.stop) ^ set(live.stop))
+    defaults = {k: v for role in closure for k, v in scope.role_defaults(roles, role).items()}
+    values = timers.host_values(declared, defaults, inventory_host_vars(lab.outputs, tree),
+                                target.vars)
+    return timers.window(declared, watched, values, failed=failed)
+
+
+def hasten(commands: Iterable[tuple[str, str, tuple[str, ...]]], lab: Lab) -> dict[str, str]:
+    """Make hastened timers (timers.Window.commands: timer name, node role, argv) run out on
+    staging now, e.g. flush the resolvers' cache instead of waiting out the TTL: each command
+    once on every node of its role. Returns timer name -> why its hastening failed, for the
+    timers the window must then wait for."""
+    done: dict[tuple[str, tuple[str, ...]], str] = {}
+    failed = {}
+    for name, role, argv in commands:
+        if (role, argv) not in done:
+            done[(role, argv)] = ""
+            for node in lab.with_role(role):
+                try:
+                    said = docker_exec.run(node.container, argv, timeout=30, check=False)
+                except docker_exec.ContainerUnavailable as gone:
+                    said = docker_exec.ExecResult(-1, "", f"container {gone.state}")
+                if said.exit_code != 0:
+                    done[(role, argv)] = (f"`{docker_exec.shown(argv)}` on {node.name}: "
+                                          f"{(said.stderr or said.stdout).strip()[-200:]}")
+                    break
+        if done[(role, argv)]:
+            failed[name] = done[(role, argv)]
+    return failed
+
+
 def _staging_baseline(staging: str, live: Revision, backend: stack.Backend) -> ConvergeResult:
     """Bring staging to the live revision. Staging's record says which revision it runs and
     which hosts the last preview changed on top of which base: when it already runs the live
     revision (that change was applied since) nothing is converged; when the last preview was of
-    this same live revision, only the hosts it changed are converged back."""
+    this same live revision, only the hosts it changed are converged back. Then what staging
+    hastens is hastened (the resolvers' cache flushed: edge/model/timers.py) and every node
+    forgets the path MTUs it learnt (forget_path_mtus)."""
     store = StackState.of(backend.state, staging)
     last = store.staging() or StagingRecord()
     rollout.infrastructure(staging, live, backend)
@@ -340,8 +507,47 @@ def _staging_baseline(staging: str, live: Revision, backend: stack.Backend) -> C
     else:
         hosts = last.hosts if last.base == live.id else None
     result = rollout.configuration(staging, live, backend, hosts=hosts)
+    if result.ok:
+        # What the last preview left in caches goes too: the zone it changed, cached by the
+        # resolver after its flush, would outlive the converge back by the TTL.
+        lab = stack.lab(staging, backend)
+        declared = timers.load_timers(materialize(live.tree, backend.state) / "roles")
+        left = [f"{name}: {why}" for name, why in hasten(
+            [(t.name, t.hastened.role, t.hastened.run) for t in declared
+             if t.hastened and t.hastened.run], lab).items()]
+        left += [f"learnt path MTUs could not be forgotten on {node}"
+                 for node in forget_path_mtus(lab)]
+        if left:
+            result = replace(result, status="failed", errors=left)
     store.save_staging(StagingRecord(live.id if result.ok else "", live.id))
     return result
+
+
+# What a node learnt of path MTUs (ICMP fragmentation-needed: kept 10 minutes), forgotten: the
+# kernel raises every learnt path MTU to the interface's when the interface's MTU goes up, so each
+# interface goes down to the least MTU and back. `ip route flush cache` would do it, but writes
+# /proc/sys, read-only in a container.
+FORGET_PATH_MTUS = (
+    "for d in /sys/class/net/*; do n=${d##*/}; [ \"$n\" = lo ] && continue;"
+    " m=$(cat \"$d/mtu\") && ip link set dev \"$n\" mtu 552 && ip link set dev \"$n\" mtu \"$m\""
+    " || exit 1; done"
+)
+
+
+def forget_path_mtus(lab: Lab) -> list[str]:
+    """Make every staging node forget the path MTUs it learnt, so that a benign preview's
+    learnt smaller MTU (a narrower link with its ICMP passing) cannot hide a later preview's
+    narrower link whose ICMP is dropped. Returns the nodes where it failed, with why."""
+    def forget(node: str) -> str:
+        try:
+            said = docker_exec.run(lab.nodes[node].container, FORGET_PATH_MTUS, timeout=30,
+                                   check=False)
+        except docker_exec.ContainerUnavailable as gone:
+            return f"{node}: the container is {gone.state}"
+        return f"{node}: {said.stderr.strip()[-200:]}" if said.exit_code else ""
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return [said for said in pool.map(forget, sorted(lab.nodes)) if said]
 
 
 def _staging_change(staging: str, live: Revision, target: Revision, backend: stack.Backend,
@@ -430,11 +636,17 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
     flows = expand(the_contract, lab)
     # The roles' redundant sets and the zone are read while the flows are measured: each
     # reading is a `docker exec` per node, seconds on a loaded machine.
+    work = [f for f in flows if f.must == "work"]
+    before = Rounds()
     with ThreadPoolExecutor(max_workers=1) as pool:
         reading = pool.submit(invariants.read, lab, declared)
         preview.baseline = settle(flows, BASELINE_SETTLE_S)
+        if all(r.ok for r in preview.baseline):
+            # Latency samples of every must-work flow, to compare with those after the change.
+            before = measure_rounds(work, 0.0, MIN_SAMPLES)
         held = reading.result()
     failing = [r.flow.name for r in preview.baseline if not r.ok]
+    failing += sorted({f.name for f in work if before.broken(f.name)})
     if not base_result.ok or failing:
         preview.reasons = [f"staging is not green before the change: "
                            f"{base_result.errors or failing}"]
@@ -452,23 +664,43 @@ def run_preview(change: Change, live: str, staging: str, contract: Path,
         preview.policy = policy.opened(flows, rulesets, lab, the_contract.inside)
     except policy.PolicyError as err:
         unreadable.append(str(err))
+    lap("change")
+
+    window = settle_window(change, current, target, lab, preview.scope, backend)
     time.sleep(AFTER_GRACE_S)
+    # Once the daemons acted on the change (a primary's NOTIFY, its secondaries' transfer):
+    # a cache flushed earlier could take the old answer again.
+    if failed := hasten(window.commands, lab):
+        window = settle_window(change, current, target, lab, preview.scope, backend, failed)
+    preview.window = window
+    progress(f"preview: watching '{staging}' for {window.seconds:g} s after the change: "
+             f"{window.words()}")
+
+    def read_after_window() -> list[invariants.Finding]:
+        time.sleep(window.seconds)
+        return invariants.settle(lab, declared, held, AFTER_SETTLE_S)[1]
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        reading = pool.submit(invariants.settle, lab, declared, held, AFTER_SETTLE_S)
-        preview.after = settle(flows, AFTER_SETTLE_S)
-        _, preview.invariants = reading.result()
+        reading = pool.submit(read_after_window)
+        after = measure_rounds(flows, window.seconds, MIN_SAMPLES, before=before)
+        preview.invariants = reading.result()
+    preview.after, preview.rounds, preview.watched_s = (verdicts(flows, after), after.count,
+                                                        round(after.seconds, 2))
+    lap("watch")
     by_name = {r.flow.name: r.flow for r in preview.after}
-    preview.deltas = [
+    slow, preview.latency = degraded(flows, before, after)
+    preview.deltas = _rounds_said([
         replace(d, where=where_it_dies(by_name[d.flow], d.before, d.after, lab))
         if d.kind in BROKE and not d.lost else d
-        for d in compare(preview.baseline, preview.after, lab)]
+        for d in compare(preview.baseline, preview.after, lab)], after) + slow
     preview.verdict, preview.reasons = judge(preview.deltas, applied.errors, preview.policy,
-                                             preview.invariants)
+                                             preview.invariants, change.accept)
+    preview.notes = notes(preview.deltas, change.accept)
     if preview.verdict == SAFE and preview.noop:
         preview.verdict = NOOP
         preview.reasons = ["nothing changes: no Pulumi step, no check-mode difference, no task "
                            f"changed on '{staging}', no contract flow changed"]
-    lap("change")
+    lap("verdict")
     preview.live_digest_after = config_digest(live_lab)
     errors = [f"the firewall's ruleset on '{staging}' could not be read, so the must-block flows "
               f"it accepts are unknown: {problem}" for problem in unreadable]

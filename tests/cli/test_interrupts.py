@@ -1,13 +1,20 @@
-"""`edge` interrupted or killed at the points where it has children at work, on the session's lab
-(t-lab): afterwards no process it started is left, the next command succeeds, and the lab is
-green, or says exactly how it was left and the way back.
+"""`edge` interrupted or killed at the points where it has children at work or the lab is being
+changed, on the session's lab: afterwards no process it started is left, the next command
+recovers what the kill left and succeeds, the lab is green or says exactly how it was left and the
+way back, and no daemon is half-configured.
 
-The kill points: the converge (ansible-playbook and its forks), `pulumi up` (Pulumi must be
-cancelled the way its CLI expects, leaving no lock), the watcher's probe agents, the hold of a
-replay (faults recorded, `edge fault clear` restores), and a forced apply's converge (an
-interrupted-apply record, the way back named by the next command). Each with SIGTERM (what `kill`
-sends; Ctrl-C takes the same path) and SIGKILL (nothing runs in edge: the kernel's parent-death
-signal and the next command's clean-up must do it).
+The kill points (each a test, each with SIGTERM, what `kill` sends and Ctrl-C's path, and SIGKILL,
+where nothing runs in edge: the kernel's parent-death signal and the next command must do it):
+`edge converge`; `edge up` during `pulumi up` (SIGINT too) and during its converge; `edge watch`
+with its probe agents; `edge replay` while it injects and while it holds the faults; `edge fault
+inject` while it injects; `edge apply` during its converge, its watchdog and its rollback; `edge
+preview` during the staging stack's `pulumi up` and during its converge; a `pytest` run of a lab
+suite.
+
+After each: `settled` says every daemon of every node runs the file on its disk
+(edge/workflow/daemons.py) and every file is the one of the stack's recorded revision (`edge
+drift`: the revision's playbook in check mode finds nothing to change, and nothing runs unlike its
+records), and `edge verify` is green.
 """
 
 from __future__ import annotations
@@ -16,145 +23,360 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
-from edge.engines import processes
-from edge.model.state import StackState
+from edge.engines import cleanup, processes, stack
+from edge.model.plan import LABEL_RUN, LABEL_STACK
+from edge.model.state import INJECTING, StackState
+from edge.workflow import daemons, drift
 from tests.cli.conftest import ROOT
-from tests.lab_fixtures import Lab
+from tests.lab_fixtures import (
+    TEST_LABELS,
+    Lab,
+    lane_slot,
+    lane_stack,
+    remove_leftovers,
+    stack_config,
+)
 
 pytestmark = pytest.mark.lab
+SIGNALS = pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+STAGING = lane_stack("staging")
 
 
-def start(lab: Lab, *args: str) -> subprocess.Popen[str]:
-    """`edge ARGS --stack t-lab` in the background, on the lab's state."""
-    return subprocess.Popen([sys.executable, "-m", "edge.cli", *args, "--stack", lab.stack],
-                            cwd=ROOT, env={**os.environ, "EDGE_STATE": str(lab.state)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class Edge:
+    """`edge ARGS --stack STACK` in the background, on the lab's state; its stderr lines kept
+    as they come (what phase it is in)."""
+
+    def __init__(self, lab: Lab, *args: str, stack_name: str | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", *args, "--stack", stack_name or lab.stack],
+            cwd=ROOT, env={**os.environ, "EDGE_STATE": str(lab.state)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.mark = processes.owner_mark(self.proc.pid)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def said(self, words: str) -> bool:
+        return any(words in line for line in self.lines)
+
+    def running(self, word: str, on: str | None = None) -> bool:
+        """Whether a process it started, with `word` in its command line, runs (`on`: for that
+        stack: its command line or its EDGE_STACK names it)."""
+        for child in processes.leftovers(self.mark):
+            try:
+                argv = Path(f"/proc/{child.pid}/cmdline").read_bytes().decode(errors="replace")
+                env = Path(f"/proc/{child.pid}/environ").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if word in argv and (on is None or f"EDGE_STACK={on}\0" in env
+                                 or f"\0{on}\0" in argv):
+                return True
+        return False
+
+    def kill_when(self, what: str, condition: Callable[[], bool], signum: int) -> None:
+        wait_for(what, lambda: condition() or self.proc.poll() is not None, 600)
+        assert self.proc.poll() is None, f"edge ended before {what}:\n" + "".join(self.lines)
+        os.kill(self.proc.pid, signum)
+        self.proc.wait(timeout=180)
+
+    def nothing_left(self) -> None:
+        """No process edge started outlives it: a SIGKILLed edge's children get SIGINT from the
+        kernel, or are stopped by the next command (ansible-runner's pty session is beyond the
+        parent-death signal)."""
+        wait_for("edge's children to stop", lambda: not processes.leftovers(self.mark), 60)
 
 
-def edge(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args, "--stack", lab.stack],
-                          cwd=ROOT, env={**os.environ, "EDGE_STATE": str(lab.state)},
-                          capture_output=True, text=True, timeout=900)
+def edge(lab: Lab, *args: str, stack_name: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", *args, "--stack",
+                           stack_name or lab.stack], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "EDGE_STATE": str(lab.state)}, timeout=1200)
+    return proc
+
+
+def succeeds(lab: Lab, *args: str, stack_name: str | None = None) -> str:
+    """Run `edge ARGS`; it must succeed. Returns its stderr (what it recovered, warned...)."""
+    proc = edge(lab, *args, stack_name=stack_name)
+    assert proc.returncode == 0, f"`edge {' '.join(args)}`:\n{proc.stdout[-3000:]}" \
+                                 f"{proc.stderr[-3000:]}"
+    return proc.stderr
 
 
 def wait_for(what: str, condition: Callable[[], bool], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
-def children(proc: subprocess.Popen[str], word: str, mark: str) -> list[processes.Leftover]:
-    """The processes edge (`mark`) started whose command line has `word`."""
-    return [p for p in processes.leftovers(mark) if word in p.command]
-
-
-def kill_while(lab: Lab, proc: subprocess.Popen[str], word: str, signum: int) -> str:
-    """Wait until `proc` has a child running `word`, then send `signum`; returns its mark."""
-    mark = processes.owner_mark(proc.pid)
-    wait_for(f"edge to start {word}", lambda: bool(children(proc, word, mark)) or
-             proc.poll() is not None)
-    assert proc.poll() is None, proc.communicate()
-    os.kill(proc.pid, signum)
-    proc.wait(timeout=120)
-    return mark
-
-
-def nothing_left(mark: str, timeout_s: float = 60) -> None:
-    """No process edge started outlives it (a SIGKILLed edge's children get SIGINT from the
-    kernel, or are stopped by the next command)."""
-    wait_for("edge's children to stop", lambda: not processes.leftovers(mark), timeout_s)
-
-
-def no_pulumi_lock(lab: Lab) -> bool:
-    locks = lab.state / "backend" / ".pulumi" / "locks"
+def no_pulumi_lock(state: Path) -> bool:
+    locks = state / "backend" / ".pulumi" / "locks"
     return not locks.is_dir() or not any(locks.rglob("*.json"))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
-def test_converge_interrupted(lab: Lab, signum: int) -> None:
-    proc = start(lab, "converge")
-    mark = kill_while(lab, proc, "ansible-playbook", signum)
-    if signum == signal.SIGKILL:
-        # ansible-runner's pty session is beyond the parent-death signal: the next command
-        # stops what is left, and says so.
-        said = edge(lab, "status")
-        assert said.returncode == 0, said.stderr
-    nothing_left(mark)
-    again = edge(lab, "converge")
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert edge(lab, "verify").returncode == 0
+def half_changed(lab: Lab, stack_name: str | None = None) -> str:
+    """Right after a kill: the daemons that do not run their files. Allowed only while the stack
+    carries an interrupted record (the explicit state, with the way back)."""
+    found = daemons.check(lab.view)
+    record = StackState.of(lab.state, stack_name or lab.stack).interrupted()
+    assert not found or record is not None, \
+        "half-configured daemons and no interrupted record:\n" + "\n".join(map(str, found))
+    return f"{len(found)} half-configured" + (", interrupted record" if record else "")
+
+
+def settled(lab: Lab) -> None:
+    """Zero half-configured daemons, every file the recorded revision's, the contract green,
+    nothing left in the backend."""
+    assert not (found := daemons.check(lab.view)), "\n".join(map(str, found))
+    report = drift.check(lab.stack, stack.Backend(state=lab.state))
+    assert report.exit_code == 0, report.render()
+    succeeds(lab, "verify")
+    assert no_pulumi_lock(lab.state), "a pulumi lock is left"
+    assert StackState.of(lab.state, lab.stack).interrupted() is None
+    assert not StackState.of(lab.state, lab.stack).faults()
+
+
+@pytest.fixture
+def outcome(record_property) -> Callable[[str], None]:
+    """What the test saw, for the outcome table (the JUnit report's properties)."""
+    return lambda text: record_property("outcome", text)
+
+
+@SIGNALS
+def test_converge(lab: Lab, signum: int, outcome) -> None:
+    run = Edge(lab, "converge")
+    run.kill_when("ansible-playbook", lambda: run.running("ansible-playbook"), signum)
+    seen = half_changed(lab)
+    said = succeeds(lab, "converge")
+    run.nothing_left()
+    settled(lab)
+    outcome(f"{seen}; next converge ok" + ("; it recovered: " + said.split("recovered:", 1)[1]
+                                           [:80] if "recovered:" in said else ""))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
                          ids=["int", "term", "kill"])
-def test_pulumi_up_interrupted(lab: Lab, signum: int, breaks_the_lab: None) -> None:
+def test_up_during_pulumi_up(lab: Lab, signum: int, breaks_the_lab: None, outcome) -> None:
     """Pulumi is cancelled with SIGINT and allowed to finish its step: no lock is left, no
     pending operation, and the next `edge up` brings the lab back green."""
-    proc = start(lab, "up", "--force")
-    mark = kill_while(lab, proc, "pulumi", signum)
-    nothing_left(mark)
-    assert no_pulumi_lock(lab), "pulumi left its lock"
-    again = edge(lab, "up")
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    run = Edge(lab, "up", "--force")
+    run.kill_when("pulumi up", lambda: run.running("pulumi"), signum)
+    lock = not no_pulumi_lock(lab.state)
+    pending = stack.pending_operations(stack.checkpoint(lab.stack, stack.Backend(lab.state)))
+    said = succeeds(lab, "up")
+    run.nothing_left()
+    settled(lab)
+    outcome(f"lock left: {lock}, pending operations: {len(pending)}; next up ok"
+            + ("; it recovered them" if "recovered:" in said else ""))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
-def test_watch_interrupted_leaves_no_probe_agent(lab: Lab, signum: int,
-                                                 docker_client) -> None:
-    proc = start(lab, "watch", "--seconds", "60")
+def test_pulumi_itself_killed_leaves_what_the_next_command_recovers(
+        lab: Lab, breaks_the_lab: None, outcome) -> None:
+    """Pulumi SIGKILLed under a running `edge up` (the machine's OOM killer, a reset): its lock
+    file stays, naming a pulumi that is gone, with whatever operations it had under way. The
+    next command removes the lock, settles the operations, and says so."""
+    run = Edge(lab, "up", "--force")
+    wait_for("pulumi up", lambda: run.running("\0up\0") or run.proc.poll() is not None, 600)
+    [pulumi] = [p for p in processes.leftovers(run.mark) if p.pid == p.pgid
+                and "pulumi" in p.command]
+    wait_for("pulumi's lock", lambda: not no_pulumi_lock(lab.state))
+    os.killpg(pulumi.pgid, signal.SIGKILL)
+    assert run.proc.wait(timeout=300) == 2, "".join(run.lines)
+    assert stack.stale_locks(lab.stack, stack.Backend(lab.state)), "no stale lock was left"
+    pending = stack.pending_operations(stack.checkpoint(lab.stack, stack.Backend(lab.state)))
+    said = succeeds(lab, "up")
+    assert "recovered: removed the lock of a pulumi that is gone" in said, said
+    run.nothing_left()
+    settled(lab)
+    outcome(f"edge up exit 2; stale lock and {len(pending)} pending operation(s) left; next up "
+            "recovered them and said so")
+
+
+@SIGNALS
+def test_up_during_its_converge(lab: Lab, signum: int, outcome) -> None:
+    run = Edge(lab, "up")
+    run.kill_when("the converge of edge up", lambda: run.running("ansible-playbook"), signum)
+    seen = half_changed(lab)
+    succeeds(lab, "up")
+    run.nothing_left()
+    settled(lab)
+    outcome(f"{seen}; next up ok")
+
+
+@SIGNALS
+def test_watch_leaves_no_probe_agent(lab: Lab, signum: int, docker_client, outcome) -> None:
+    run = Edge(lab, "watch", "--seconds", "120")
     container = docker_client.containers.get(lab.container("client"))
 
     def agents() -> int:
         top = container.top(ps_args="-eo pid,args")["Processes"] or []
         return sum("python3 -c" in " ".join(row) for row in top)
 
-    wait_for("the probe agent", lambda: agents() > 0)
-    os.kill(proc.pid, signum)
-    proc.wait(timeout=60)
+    run.kill_when("the probe agent", lambda: agents() > 0, signum)
+    said = succeeds(lab, "status")
     if signum == signal.SIGKILL:
         # The watcher had no chance to stop its agents: the next command does, and says so.
-        said = edge(lab, "status")
-        assert "stopped a leftover of a killed edge command" in said.stderr, said.stderr
+        assert "stopped a leftover of a killed edge command" in said, said
     wait_for("the probe agent to stop", lambda: agents() == 0, 30)
+    run.nothing_left()
+    settled(lab)
+    outcome("agents stopped " + ("by the next command" if signum == signal.SIGKILL
+                                 else "by edge on its way out"))
 
 
-def test_replay_interrupted_keeps_its_faults_recorded(lab: Lab) -> None:
-    """Killed while it holds the faults: every injected fault is recorded, so `edge fault clear`
-    undoes them and the lab is green."""
-    proc = start(lab, "replay", "partial-dns", "--hold", "60")
+def _fault_kill(lab: Lab, run: Edge, signum: int, active: bool) -> str:
+    """Kill `run` once it recorded a fault (as soon as the record appears: while it injects;
+    `active`: once the fault is in place). Every fault in place is recorded (a SIGTERMed replay
+    may undo and forget its own on the way out), and `edge fault clear` undoes them."""
     store = StackState.of(lab.state, lab.stack)
-    wait_for("the fault to be recorded", lambda: bool(store.faults()) or proc.poll() is not None)
-    time.sleep(1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert store.faults(), "the replay's fault is not recorded"
-    cleared = edge(lab, "fault", "clear")
-    assert cleared.returncode == 0, cleared.stdout[-2000:] + cleared.stderr[-2000:]
-    assert not store.faults()
+    run.kill_when("the fault record", lambda: any(
+        f.status != INJECTING or not active for f in store.faults()), signum)
+    recorded = ", ".join(f"{f.kind} {f.target} [{f.status}]" for f in store.faults())
+    succeeds(lab, "fault", "clear")
+    run.nothing_left()
+    settled(lab)
+    return f"recorded: {recorded or 'none (undone by the replay)'}; fault clear ok"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM], ids=["term"])
-def test_apply_interrupted_names_the_way_back(lab: Lab, tmp_path: Path, signum: int) -> None:
-    """A forced apply interrupted during its converge leaves a record of what live may run;
-    the next command says so, and the way back it names brings the lab back and clears it."""
-    change = tmp_path / "ttl.yaml"
-    change.write_text("description: interrupted TTL change\nvars: {dns_ttl: 421}\n")
-    proc = start(lab, "apply", str(change), "--force")
-    mark = kill_while(lab, proc, "ansible-playbook", signum)
-    nothing_left(mark)
+@SIGNALS
+def test_fault_inject_while_it_injects(lab: Lab, signum: int, breaks_the_lab: None,
+                                       outcome) -> None:
+    outcome(_fault_kill(lab, Edge(lab, "fault", "inject", "stop", "lb2"), signum, False))
+
+
+@SIGNALS
+def test_replay_while_it_injects(lab: Lab, signum: int, breaks_the_lab: None, outcome) -> None:
+    outcome(_fault_kill(lab, Edge(lab, "replay", "partial-dns", "--hold", "60"), signum, False))
+
+
+@SIGNALS
+def test_replay_while_it_holds_the_faults(lab: Lab, signum: int, breaks_the_lab: None,
+                                          outcome) -> None:
+    outcome(_fault_kill(lab, Edge(lab, "replay", "partial-dns", "--hold", "60"), signum, True))
+
+
+def _apply_kill(lab: Lab, tmp_path: Path, signum: int, change: str, when: str,
+                condition: Callable[[Edge], bool]) -> str:
+    """A forced apply killed at `when`: an interrupted record names the way back; the next
+    command says so; the way back brings the lab back and clears it."""
+    path = tmp_path / "change.yaml"
+    path.write_text(change)
+    run = Edge(lab, "apply", str(path), "--force")
+    run.kill_when(when, lambda: condition(run), signum)
+    seen = half_changed(lab)
     store = StackState.of(lab.state, lab.stack)
     record = store.interrupted()
-    assert record is not None and "interrupted TTL change" in record.what
+    assert record is not None and "interrupted" in record.what + record.state
     status = edge(lab, "status")
+    run.nothing_left()
     assert "half-changed" in status.stderr and record.way_back in status.stderr, status.stderr
-    back = edge(lab, "converge")
-    assert back.returncode == 0, back.stdout[-2000:] + back.stderr[-2000:]
-    assert store.interrupted() is None
-    assert edge(lab, "verify").returncode == 0
+    back = record.way_back.split("  ")[0].split()
+    assert back[:2] == ["edge", "converge"], record.way_back
+    succeeds(lab, *back[1:-2])
+    settled(lab)
+    return f"{seen}; status names `{' '.join(back)}`; it brings the lab back"
+
+
+TTL = "description: interrupted TTL change\nvars: {dns_ttl: 421}\n"
+WRONG_BIND = ROOT / "changes" / "examples" / "lb-wrong-bind.yaml"
+
+
+@SIGNALS
+def test_apply_during_its_converge(lab: Lab, tmp_path: Path, signum: int, breaks_the_lab: None,
+                                   outcome) -> None:
+    outcome(_apply_kill(lab, tmp_path, signum, TTL, "the apply's converge",
+                        lambda run: run.running("ansible-playbook")))
+
+
+@SIGNALS
+def test_apply_during_its_watchdog(lab: Lab, tmp_path: Path, signum: int, breaks_the_lab: None,
+                                   outcome) -> None:
+    """Killed after the converge, while the watchdog verifies the change."""
+    seen: list[bool] = []
+
+    def verifying(run: Edge) -> bool:
+        if run.running("ansible-playbook"):
+            seen.append(True)
+            return False
+        return bool(seen)
+
+    outcome(_apply_kill(lab, tmp_path, signum, TTL, "the apply's watchdog", verifying))
+
+
+@SIGNALS
+def test_apply_during_its_rollback(lab: Lab, tmp_path: Path, signum: int, breaks_the_lab: None,
+                                   outcome) -> None:
+    outcome(_apply_kill(lab, tmp_path, signum, WRONG_BIND.read_text(), "the rollback",
+                        lambda run: run.said("rolling back") and run.running("ansible-playbook")))
+
+
+def _preview_kill(lab: Lab, signum: int, word: str) -> str:
+    """A preview killed while it brings the staging stack to the live revision: the live stack
+    is untouched, and the next preview on the same staging stack succeeds."""
+    run = Edge(lab, "preview", str(ROOT / "changes" / "examples" / "dns-ttl.yaml"), "--staging",
+               STAGING)
+    run.kill_when(f"the staging stack's {word.strip(chr(0))}", lambda: run.running(word, STAGING),
+                  signum)
+    said = succeeds(lab, "preview", str(ROOT / "changes" / "examples" / "dns-ttl.yaml"),
+                    "--staging", STAGING)
+    run.nothing_left()
+    settled(lab)
+    return "next preview ok" + ("; it recovered: " + said.split("recovered:", 1)[1][:80]
+                                if "recovered:" in said else "")
+
+
+@pytest.fixture(scope="module")
+def staging(lab: Lab) -> Iterator[Path]:
+    """The staging stack's slot, and the stack destroyed at the end."""
+    stack.select_stack(STAGING, stack.Backend(lab.state), stack_config(lane_slot("staging")))
+    yield lab.state
+    stack.destroy(STAGING, stack.Backend(lab.state), stream=False)
+    stack.remove_stack(STAGING, stack.Backend(lab.state))
+
+
+@SIGNALS
+def test_preview_during_staging_pulumi_up(lab: Lab, staging: Path, signum: int, outcome) -> None:
+    outcome(_preview_kill(lab, signum, "\0up\0"))
+
+
+@SIGNALS
+def test_preview_during_staging_converge(lab: Lab, staging: Path, signum: int, outcome) -> None:
+    outcome(_preview_kill(lab, signum, "ansible-playbook"))
+
+
+@SIGNALS
+def test_a_killed_lab_suite_leaves_nothing_the_next_run_keeps(
+        lab: Lab, signum: int, docker_client: docker.DockerClient, outcome) -> None:
+    """A `pytest` run of a lab suite killed while its objects exist: the next run (here, this
+    one's own start-up step, remove_leftovers) removes every object of the dead run."""
+    suite = Edge.__new__(Edge)
+    suite.proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/lab/test_docker_provider.py"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env=os.environ)
+    suite.mark, suite.lines = processes.owner_mark(suite.proc.pid), []
+    run = f"{suite.proc.pid}.{processes.owner_mark(suite.proc.pid).split(':')[1]}@"
+
+    def objects() -> list[dict[str, str]]:
+        return [labels for labels in cleanup.labels_found(TEST_LABELS, docker_client)
+                if labels.get(LABEL_RUN, "").startswith(run)
+                and not labels.get(LABEL_STACK, "").startswith("test-run")]
+
+    suite.kill_when("the suite's objects", lambda: bool(objects()), signum)
+    left = len(objects())
+    # The next run's start-up step, as a run of its own: this run (alive) keeps its lab.
+    remove_leftovers(docker_client, me="the-next-run")
+    assert objects() == [], objects()
+    assert docker_client.containers.get(lab.container("client")).status == "running"
+    outcome(f"{left} object(s) of the killed run; all removed by the next run's clean-up")

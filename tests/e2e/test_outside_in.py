@@ -55,6 +55,7 @@ def test_both_app_instances_answer_through_the_edge(lab: Lab) -> None:
 
 def test_dns_answers_are_the_load_balancers(results: list[Result], lab: Lab) -> None:
     lbs = sorted(node.address("dmz") for node in lab.view.with_role("loadbalancer"))
-    dns = [r for r in results if r.flow.kind == "dns"]
+    # The service names' A records (the big TXT answer is counted, not listed: test_big_answers).
+    dns = [r for r in results if r.flow.kind == "dns" and r.flow.params.get("type", "A") == "A"]
     assert {r.flow.target for r in dns} == {"resolver", "ns1", "ns2"}
     assert all(r.detail.get("answers") == lbs for r in dns), results_table(dns)

@@ -80,16 +80,20 @@ def test_bad_contract_gives_one_clear_error(tmp_path: Path, body: str, words: st
     assert str(err.value).startswith(f"{path}:") and words in str(err.value), str(err.value)
 
 
-def flow(must: str, kind: str, **expect):
-    contract = load_contract(ROOT / "contract.yaml")
-    found = next(f for f in expand(contract, lab(NODES | {
+def reference_flows() -> list:
+    """The reference contract expanded on a small lab with one node of every role it names."""
+    return expand(load_contract(ROOT / "contract.yaml"), lab(NODES | {
         "ns1": node("dns", "c", dmz="198.18.2.53"),
         "controller": node("controller", "c", paas="1.1.1.1"),
         "dea1": node("dea", "c", paas="1.1.1.2"),
         "firewall": node("firewall", "c", transit="1.1.1.3"),
         "border": node("border", "c", transit="1.1.1.4"),
         "inside": node("vantage", "c", paas="1.1.1.5"),
-    })) if f.must == must and f.kind == kind)
+    }))
+
+
+def flow(must: str, kind: str, **expect):
+    found = next(f for f in reference_flows() if f.must == must and f.kind == kind)
     return found
 
 

@@ -27,7 +27,9 @@ from edge.lab.probes import Result
 from edge.model.change import Change
 from edge.model.revision import Revision, materialize, worktree_tree
 from edge.model.state import LiveRecord, StackLocked, StackState, StagingRecord, stack_lock
+from edge.model.timers import Window
 from edge.workflow.invariants import Declared
+from edge.workflow.rounds import Rounds
 from edge.workflow.staged import ERROR, NOOP, SAFE, UNSAFE, Preview, file_digest, run_preview
 from tests.unit.test_apply_phases import (
     CHANGE,
@@ -229,6 +231,8 @@ class StagedLab:
             "static_stage": lambda live, target, backend, hosts: (self.infra_steps, self.check),
             "_staging_change": self.stage,
             "settle": self.settle,
+            "measure_rounds": self.rounds,
+            "settle_window": lambda *args: Window(0.0, "no timer"),
             "AFTER_GRACE_S": 0.0,
         }
         for name, value in patches.items():
@@ -247,8 +251,14 @@ class StagedLab:
 
     def settle(self, flows, timeout_s: float) -> list[Result]:
         self.settled += 1
-        after = self.settled > 1
+        after = self.settled > 2     # the baseline, its latency rounds, then after the change
         return [result_of(f, ok=not after or self.after_ok or f.must == "block") for f in flows]
+
+    def rounds(self, flows, window_s: float, min_rounds: int, **_) -> Rounds:
+        """The rounds before the change (latency samples) and after it: one round each."""
+        measured = Rounds()
+        measured.add(0.0, self.settle(flows, 0.0))
+        return measured
 
     def run(self, change: Change = CHANGE) -> Preview:
         return run_preview(change, "lab", "staging", self.contract, self.backend,

@@ -70,10 +70,22 @@ def _shell_lines(text: str) -> list[str]:
     return lines
 
 
+def _functions(path: Path) -> set[str]:
+    """The shell functions a script defines, itself or in the files it sources (`. FILE`, a
+    path from the repository's root, perhaps behind a variable: `. "$REPO/scripts/x.sh"`)."""
+    text = path.read_text()
+    names = set(re.findall(r"^\s*([A-Za-z_][\w-]*)\s*\(\)\s*\{", text, re.MULTILINE))
+    for sourced in re.findall(r'^\s*(?:\.|source)\s+"?(?:\$\{?\w+\}?/)?([\w./-]+)"?', text,
+                              re.MULTILINE):
+        if (ROOT / sourced).is_file() and ROOT / sourced != path:
+            names |= _functions(ROOT / sourced)
+    return names
+
+
 def shell_commands(path: Path) -> set[str]:
     """The first word of every simple command of a shell script or Makefile recipe."""
     text = path.read_text()
-    functions = set(re.findall(r"^\s*([A-Za-z_][\w-]*)\s*\(\)\s*\{", text, re.MULTILINE))
+    functions = _functions(path)
     found: set[str] = set()
     for line in _shell_lines(text):
         if path.name == "Makefile" and not line.startswith("\t"):
@@ -176,6 +188,7 @@ def test_the_scanner_sees_the_commands_that_once_hid():
     assert "scripts/setup-docker.sh" in callers["dockerd"]
     assert "scripts/setup-docker.sh" in callers["pgrep"]
     assert "edge/model/revision.py" in callers["git"]
+    assert "edge_cache_dir" not in callers       # a function of the sourced setup-cache.sh
     assert not {"if", "then", "say", "die", "step", "run_job"} & set(callers)
 
 

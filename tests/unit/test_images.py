@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.engines import images
 from edge.engines.images import (
     AptSource,
     ImageError,
@@ -219,3 +220,14 @@ def test_host_codename(tmp_path: Path) -> None:
     )
     assert host_codename(os_release) == "bookworm"
     assert host_codename(tmp_path / "missing") is None
+
+
+def test_the_image_carries_no_rndc_key_nor_this_machine_s_dns(tmp_path: Path) -> None:
+    """bind9's installation generates /etc/bind/rndc.key: a key every stack would share."""
+    for name in images.DROPPED + ("etc/bind/named.conf", "var/cache/apt/archives/x.deb"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    images._slim(tmp_path)
+    assert not any((tmp_path / name).exists() for name in images.DROPPED)
+    assert (tmp_path / "etc/bind/named.conf").exists()
+    assert not (tmp_path / "var/cache/apt/archives/x.deb").exists()

@@ -262,7 +262,7 @@ def test_preview_json_holds_every_field_as_plain_data() -> None:
     assert set(data) == {"verdict", "reasons", "exit_code", "change", "live", "live_revision",
                          "live_digest", "live_digest_after", "staging", "infra_steps", "scope",
                          "policy", "static_diffs", "deltas", "invariants", "unread",
-                         "baseline", "after", "seconds"}
+                         "baseline", "after", "seconds", "watch", "notes", "latency_ms"}
     assert (data["verdict"], data["exit_code"], data["scope"]) == (UNSAFE, 1, ["lb1", "lb2"])
     assert data["change"] == {"path": "changes/x.yaml", "description": "a <test> change",
                               "digest": found.change.digest, "vars": {"dns_ttl": 60},
@@ -287,8 +287,8 @@ def test_write_reports_writes_the_three_files(tmp_path: Path) -> None:
 def rows(page: str) -> list[list[str]]:
     """The flow table of the page, cell texts per row, header first."""
     table = page[page.index("<table>"):page.index("</table>") + len("</table>")]
-    return [[html.unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", row)]
-            for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    return [[html.unescape(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table)]
 
 
 def test_the_page_tables_each_flow_before_and_after() -> None:
@@ -296,9 +296,9 @@ def test_the_page_tables_each_flow_before_and_after() -> None:
     assert rows(page) == [
         ["flow", "from", "must", "before", "after", "verdict"],
         ["http-api-at-lb@lb1", "client", "work", "answers 200", "is silent (timeout)",
-         "timed out"],
+         "OUTAGE: timed out"],
         ["http-api-at-lb@lb2", "client", "work", "answers 200", "is silent (timeout)",
-         "timed out"],
+         "OUTAGE: timed out"],
         ["dns-api-at-nameserver@ns1", "client", "work", "answers 200", "answers 200", "ok"],
         ["no-rndc-from-outside@ns1", "client", "block", "is silent (timeout)",
          "is silent (timeout)", "ok"]]

@@ -7,6 +7,11 @@ is down. It depends on nothing else in the PaaS: apps keep serving whatever the 
 
     GET /         200 text/plain "app=<app> instance=<instance id> node=<node>"
     GET /healthz  200 text/plain "ok"
+    GET /bytes/N  200 application/octet-stream, exactly N bytes (0 <= N <= MAX_BYTES)
+
+/bytes/N is an answer that needs many full-size packets: the contract fetches 64 KiB through the
+edge, so a router that cannot forward them (a lower MTU that path MTU discovery never learns) is
+seen as a broken flow, which the small answers above never show.
 """
 
 from __future__ import annotations
@@ -16,6 +21,12 @@ import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# The largest /bytes/N answer: enough for any path MTU test, small enough that no request can
+# make an instance hold much memory.
+MAX_BYTES = 1 << 20
+# What /bytes/N repeats: printable, so a cut-short body is readable in a capture.
+PATTERN = b"0123456789abcdefghijklmnopqrstuvwxyz\n"
+
 
 class Server(ThreadingHTTPServer):
     # Client traffic and two load balancers' health checks: a longer queue than the default 5.
@@ -23,7 +34,7 @@ class Server(ThreadingHTTPServer):
 
 
 class Instance(BaseHTTPRequestHandler):
-    """Answers GET (and HEAD, for health checkers that use it) on / and /healthz."""
+    """Answers GET (and HEAD, for health checkers that use it) on /, /healthz and /bytes/N."""
 
     identity: bytes   # the body of GET /
 
@@ -33,15 +44,19 @@ class Instance(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.OK, self.identity)
         elif path == "/healthz":
             self._reply(HTTPStatus.OK, b"ok\n")
+        elif path.startswith("/bytes/") and path[7:].isdigit() and int(path[7:]) <= MAX_BYTES:
+            size = int(path[7:])
+            body = (PATTERN * (size // len(PATTERN) + 1))[:size]
+            self._reply(HTTPStatus.OK, body, "application/octet-stream")
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
 
     def do_HEAD(self) -> None:
         self.do_GET()
 
-    def _reply(self, status: HTTPStatus, body: bytes) -> None:
+    def _reply(self, status: HTTPStatus, body: bytes, kind: str = "text/plain") -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":

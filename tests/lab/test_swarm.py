@@ -1,0 +1,147 @@
+"""One lab over two Docker engines joined in a Swarm: the reference lab split as issue 13 says.
+
+A second engine runs here in a container of the `engine` image (edge/engines/swarm.py), joined to
+a Swarm of which this machine's engine is the manager, both on a project bridge of slot SLOT's
+spare addresses. The reference topology, with the load balancers and the PaaS placed on the second
+engine, is brought up by the same Pulumi program as every stack; the tests look from inside the
+containers. The module's fixture leaves the Swarm at the end and checks that this engine is back
+where it was: in no Swarm, nothing of the Swarm's left.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from edge.engines import docker_exec, stack, swarm
+from edge.infra.engines import Endpoint, client_for
+from edge.infra.lab import LAB_MTU
+from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
+from edge.model.topology import load_topology
+from tests.lab_fixtures import ROOT, stack_config
+
+SLOT = 15
+SWARM, STACK, ENGINE = "hswarm-t", "hswarm-split", "engine2"
+REFERENCE = ROOT / "topology" / "reference.yaml"
+PLACEMENT = """
+# issue 13: border, firewall and name servers on this engine; load balancers and PaaS on engine2
+engines:
+  engine2: {{endpoint: "{endpoint}"}}
+placement:
+  tiers: {{load balancing: engine2, paas: engine2}}
+"""
+
+
+@pytest.fixture(scope="module")
+def engines() -> Iterator[dict[str, docker.DockerClient]]:
+    """This engine as the Swarm's manager and a second one joined to it; both left at the end."""
+    host = docker_exec.client()
+    if host.info()["Swarm"]["LocalNodeState"] != "inactive":
+        pytest.skip("this engine is already in a Swarm: the test makes (and leaves) its own")
+    plan = swarm.swarm_plan(load_topology(REFERENCE), SLOT, SWARM)
+    try:
+        swarm.init(plan, host)
+        swarm.join_local(load_topology(REFERENCE), ENGINE, host)
+        second = client_for(Endpoint(swarm.members(host)[1].endpoint))
+        yield {"local": host, ENGINE: second}
+        second.close()
+    finally:
+        swarm.leave(SWARM, host)
+    assert host.info()["Swarm"]["LocalNodeState"] == "inactive"
+    left = host.api.networks(filters={"label": f"{LABEL_STACK}={SWARM}"})
+    assert not left and not host.api.networks(names=[swarm.GWBRIDGE]), left
+
+
+@pytest.fixture(scope="module")
+def split(engines: dict[str, docker.DockerClient], tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Path]:
+    """The reference lab, split over the two engines, brought up as stack STACK."""
+    endpoint = swarm.members(engines["local"])[1].endpoint
+    path = tmp_path_factory.mktemp("swarm") / "split.yaml"
+    path.write_text(REFERENCE.read_text() + PLACEMENT.format(endpoint=endpoint))
+    backend = stack.Backend(tmp_path_factory.mktemp("state"))
+    stack.select_stack(STACK, backend, stack_config(SLOT) | {"topology": str(path)})
+    try:
+        stack.up(STACK, backend, stream=False)
+        yield path
+    finally:
+        try:
+            stack.destroy(STACK, backend, stream=False)
+        finally:
+            stack.remove_stack(STACK, backend)
+
+
+def placed(path: Path) -> dict[str, str]:
+    """Container name -> the engine its node is placed on."""
+    plan = stack_plan(load_topology(path), STACK, SLOT)
+    return {node.container_name: node.engine for node in plan.nodes.values()}
+
+
+def sh(engines: dict[str, docker.DockerClient], path: Path, container: str, line: str,
+       check: bool = True) -> docker_exec.ExecResult:
+    """Run a shell line in a lab container, on the engine it is placed on."""
+    engine = engines[placed(path)[container]]
+    return docker_exec.run(container, line, engine=engine, timeout=20, check=check)
+
+
+def test_each_container_runs_on_the_engine_it_is_placed_on(engines, split) -> None:
+    for name, client in engines.items():
+        running = {c.name for c in client.containers.list(
+            filters={"label": f"{LABEL_STACK}={STACK}"})}
+        assert running == {c for c, engine in placed(split).items() if engine == name}
+    assert {m.state for m in swarm.members(engines["local"])} == {"ready"}
+
+
+def test_lab_networks_are_internal_attachable_overlays_with_the_small_mtu(engines, split) -> None:
+    nets = engines["local"].api.networks(filters={"label": f"{LABEL_STACK}={STACK}"})
+    assert len(nets) == 4
+    for net in nets:
+        detail = engines["local"].api.inspect_network(net["Id"])
+        assert (detail["Driver"], detail["Internal"], detail["Attachable"]) == \
+            ("overlay", True, True), detail["Name"]
+    for container in placed(split):
+        links = sh(engines, split, container, "cat /sys/class/net/eth*/mtu").stdout.split()
+        assert links and set(links) == {str(LAB_MTU)}, (container, links)
+
+
+def test_the_host_has_no_address_on_any_lab_network(split) -> None:
+    """Overlays give the host no interface: it cannot be a path between lab networks."""
+    plan = stack_plan(load_topology(split), STACK, SLOT)
+    routes = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True,
+                            check=True).stdout
+    host = [ipaddress.IPv4Interface(word) for line in routes.splitlines()
+            for word in line.split() if "/" in word and word[0].isdigit()]
+    assert not [a for a in host for net in plan.networks.values() if a.ip in net.subnet]
+
+
+@pytest.mark.parametrize("source,target", [
+    ("inside", "controller"),   # paas: this engine -> engine2
+    ("firewall", "lb1"),        # dmz: this engine -> engine2
+    ("lb2", "ns1"),             # dmz: engine2 -> this engine
+])
+def test_full_size_frames_cross_engines_and_one_byte_more_does_not(engines, split, source: str,
+                                                                  target: str) -> None:
+    plan = stack_plan(load_topology(split), STACK, SLOT)
+    src, dst = plan.nodes[source], plan.nodes[target]
+    assert src.engine != dst.engine
+    shared = sorted(set(src.addresses) & set(dst.addresses))[0]
+    address = dst.addresses[shared]
+    payload = LAB_MTU - 28          # IPv4 and ICMP headers
+    fits = sh(engines, split, src.container_name,
+              f"ping -c 2 -W 2 -M do -s {payload} {address}", check=False)
+    too_big = sh(engines, split, src.container_name,
+                 f"ping -c 1 -W 2 -M do -s {payload + 1} {address}", check=False)
+    assert fits.exit_code == 0, fits
+    assert too_big.exit_code != 0 and "message too long" in too_big.stderr + too_big.stdout
+
+
+def test_swarm_objects_carry_the_engine_purpose_label(engines) -> None:
+    """What the Swarm made is found (and removed) by its own labels, never other stacks'."""
+    found = engines["local"].api.containers(filters={"label": [
+        f"{LABEL_STACK}={SWARM}", f"{LABEL_PURPOSE}={swarm.PURPOSE}"]})
+    assert [c["Names"][0].lstrip("/") for c in found] == [f"edge-{SWARM}-{ENGINE}"]
