@@ -11,7 +11,7 @@ up: setup
 	@$(PY) -m edge.cli up --stack $(STACK)
 
 test: setup
-	@$(PY) -m pytest
+	@scripts/test
 
 unit:
 	@$(PY) -m pytest tests/unit
