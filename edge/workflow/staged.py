@@ -90,21 +90,14 @@ DIGEST_SCRIPT = (
 def config_digest(lab: Lab, client: docker.DockerClient | None = None) -> str:
     """One digest over every node's configuration as it is live (read-only); a node that is not
     running counts as its state (missing, exited...)."""
-    def read(container: str) -> str:
+    digest = hashlib.sha256()
+    for name, node in sorted(lab.nodes.items()):
         try:
-            said = docker_exec.run(container, DIGEST_SCRIPT, check=False, engine=client)
-            return said.stdout + said.stderr
+            said = docker_exec.run(node.container, DIGEST_SCRIPT, check=False, engine=client)
+            out = said.stdout + said.stderr
         except docker_exec.ContainerUnavailable as gone:
-            return gone.state
-
-    # One `docker exec` per node, several at once (as invariants.read does): read one after
-    # another they cost seconds per node on a loaded machine, twice per preview.
-    names = sorted(lab.nodes)
-    with ThreadPoolExecutor(max_workers=invariants.WORKERS) as pool:
-        outs = pool.map(read, [lab.nodes[name].container for name in names])
-        digest = hashlib.sha256()
-        for name, out in zip(names, outs):
-            digest.update(name.encode() + b"\0" + out.encode())
+            out = gone.state
+        digest.update(name.encode() + b"\0" + out.encode())
     return digest.hexdigest()[:16]
 
 

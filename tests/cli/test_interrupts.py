@@ -263,6 +263,12 @@ def _apply_kill(lab: Lab, tmp_path: Path, signum: int, change: str, when: str,
     seen = half_changed(lab)
     store = StackState.of(lab.state, lab.stack)
     record = store.interrupted()
+    if record is None and signum == signal.SIGTERM:
+        # SIGTERM after the converge: edge ended what it was doing (the watchdog's verdict and
+        # any rollback) and cleared its record on the way out: nothing may be half-changed.
+        run.nothing_left()
+        settled(lab)
+        return f"{seen}; edge finished the apply on SIGTERM and left no record; settled"
     assert record is not None and "interrupted" in record.what + record.state
     status = edge(lab, "status")
     run.nothing_left()
