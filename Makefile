@@ -11,7 +11,7 @@ up: setup
 	@$(PY) -m edge.cli up --stack $(STACK)
 
 test: setup
-	@scripts/test
+	@$(PY) -m pytest
 
 unit:
 	@$(PY) -m pytest tests/unit
