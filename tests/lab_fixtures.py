@@ -32,6 +32,7 @@ the e2e suite; CI never sets it. The suites that break the lab and roll it back 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -49,7 +50,7 @@ from edge.engines import cleanup, configure, stack
 from edge.engines.images import image_ref
 from edge.model.lab import Lab as LabView
 from edge.model.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_RUN, LABEL_STACK, PROJECT, shift
-from edge.model.topology import load_topology
+from edge.model.topology import Topology, load_topology
 from edge.workflow.up import bring_up
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,10 +71,16 @@ def lane_slot(use: str) -> int:
     return LANES[LANE][use]
 
 
+@functools.cache
+def _reference() -> Topology:
+    """The reference topology, read once: lane_address is called for every address a test
+    module names."""
+    return load_topology(ROOT / "topology" / "reference.yaml")
+
+
 def lane_address(address: str, use: str) -> str:
     """`address`, written for slot 0 of the reference topology, moved to the slot of `use`."""
-    topology = load_topology(ROOT / "topology" / "reference.yaml")
-    return str(shift(ipaddress.IPv4Address(address), topology, lane_slot(use)))
+    return str(shift(ipaddress.IPv4Address(address), _reference(), lane_slot(use)))
 
 
 CONFIGURED_STACK, CONFIGURED_SLOT = lane_stack("lab"), lane_slot("lab")
