@@ -512,7 +512,10 @@ def _staging_baseline(staging: str, live: Revision, backend: stack.Backend) -> C
                  for node in forget_path_mtus(lab)]
         if left:
             result = replace(result, status="failed", errors=left)
-    store.save_staging(StagingRecord(live.id if result.ok else "", live.id))
+    # Failed (or interrupted), staging runs an unknown mix: the next baseline converges every
+    # host. A record keeping the base would make it converge only the last preview's hosts, and
+    # a host this converge never reached would stay unconfigured for good.
+    store.save_staging(StagingRecord(live.id, live.id) if result.ok else StagingRecord())
     return result
 
 

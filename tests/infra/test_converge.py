@@ -22,6 +22,7 @@ from edge.engines import configure
 from edge.lab.probes import settle
 from edge.model.contract import expand, load_contract
 from edge.model.scope import role_defaults
+from edge.workflow import daemons
 from tests.lab_fixtures import ROOT, Lab
 
 RECOVER_S = 30.0   # after the repairing converge: routes, health checks (rise 2 x 1s), NOTIFY
@@ -30,6 +31,13 @@ NFT = role_defaults(ROLES, "nftables")
 LB = role_defaults(ROLES, "loadbalancer")
 DNS = role_defaults(ROLES, "dns")
 BORDER = role_defaults(ROLES, "border")
+RESOLVER = role_defaults(ROLES, "resolver")
+# A lost restart: the first file on a PaaS app's command line is written again after the app
+# started (what a converge killed between the write and its restart handler leaves).
+APP_FILE_REWRITTEN = (
+    "pid=$(supervisorctl pid $(supervisorctl status | awk '/^paas-app-/ {print $1; exit}')); "
+    "f=$(tr '\\0' '\\n' < /proc/$pid/cmdline | grep -E '^/(etc|opt|srv|usr/local)/' | head -n 1); "
+    "[ -n \"$f\" ] && sleep 1 && touch \"$f\"")
 # Bumps the SOA serial of the zone file argv[1] in place: the file stays one the converge accepts
 # as rendered (it renders the zone with the live serial), but named serves the older serial.
 BUMP_SERIAL = r"""
@@ -85,10 +93,15 @@ def damages(lab: Lab) -> list[Damage]:
                ["python3", "-c", BUMP_SERIAL, zone_file], "named serves the rendered zone"),
         Damage("ns2", "named stopped", ["supervisorctl", "stop", DNS["dns_program"]],
                "named serves the rendered zone"),
-        Damage("resolver", "unbound stopped", ["supervisorctl", "stop", "unbound"], "unbound runs"),
+        # A stopped program is started by the same shell function for every role (lb1, ns2,
+        # dea1 above); unbound stands for the programs that read their files only at start.
+        Damage("resolver", "unbound.conf written after unbound started (its restart lost)",
+               ["sh", "-c", f"sleep 1 && touch {RESOLVER['resolver_conf']}"], "unbound runs"),
         Damage("dea1", "an app instance stopped",
                ["sh", "-c", "supervisorctl stop $(supervisorctl status | awk '/^paas-app-/ "
                             "{print $1; exit}')"], "PaaS programs run"),
+        Damage("dea2", "an app's file written after it started (its restart lost)",
+               ["sh", "-c", APP_FILE_REWRITTEN], "PaaS programs run"),
     ]
 
 
@@ -143,6 +156,8 @@ def test_one_converge_repairs_what_runs(lab: Lab, docker_client: docker.DockerCl
         results = settle(flows, RECOVER_S, client=docker_client)
         failing = [f"{r.flow.name}: {r.reason}" for r in results if not r.ok]
         assert failing == [], f"not green after the repairing converge: {failing}"
+        half = daemons.check(lab.view)
+        assert half == [], "daemons still not running their files:\n" + "\n".join(map(str, half))
         repaired = True
         again = configure.converge(lab.stack, lab.state, progress=None)
         assert again.ok, again.errors

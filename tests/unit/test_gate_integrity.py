@@ -351,6 +351,34 @@ def test_staging_converges_the_scope_and_remembers_it(
     assert asked == [("staging", LIVE, TARGET, scope)]
     assert StackState.of(tmp_path, "staging").staging() == record
 
+
+@pytest.mark.parametrize("last, hosts", [
+    (StagingRecord(), None),                               # every host
+    (StagingRecord("", LIVE.id, ["ns1"]), ["ns1"]),        # back from the last preview
+    (StagingRecord(LIVE.id, LIVE.id), []),                 # already there
+], ids=["unknown", "last preview on ns1", "at the live revision"])
+@pytest.mark.parametrize("ok", [True, False], ids=["converged", "failed"])
+def test_the_staging_baseline_remembers_only_what_it_converged(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, last: StagingRecord,
+        hosts: list[str] | None, ok: bool) -> None:
+    """What the baseline converges follows staging's record; a failed (or interrupted) baseline
+    leaves "unknown", so the next one converges every host, not only the last preview's."""
+    asked = []
+    monkeypatch.setattr(preview_mod.rollout, "infrastructure", lambda *a: None)
+    monkeypatch.setattr(preview_mod.rollout, "configuration", lambda name, rev, backend, hosts:
+                        asked.append(hosts) or ConvergeResult("successful" if ok else "failed", 1,
+                                                              {}))
+    monkeypatch.setattr(preview_mod.stack, "lab", lambda name, backend: LAB)
+    monkeypatch.setattr(preview_mod, "materialize", lambda tree, state: tmp_path)
+    monkeypatch.setattr(preview_mod, "hasten", lambda commands, lab: {})
+    monkeypatch.setattr(preview_mod, "forget_path_mtus", lambda lab: [])
+    store = StackState.of(tmp_path, "staging")
+    store.save_staging(last)
+    preview_mod._staging_baseline("staging", LIVE, Backend(state=tmp_path))
+    assert asked == [hosts]
+    assert store.staging() == (StagingRecord(LIVE.id, LIVE.id) if ok else StagingRecord())
+
+
 # --- the snapshot of the tree -------------------------------------------------------------------
 
 def test_the_converge_works_from_a_snapshot_never_from_the_checkout(tmp_path: Path) -> None:
