@@ -46,13 +46,17 @@ TIER_ORDER = ["vantage", "internet", "routing", "firewall", "load balancing", "d
 
 
 def summary_table(lab: Lab, states: dict[str, str]) -> str:
-    """The lab as a table: tier, node, state, container and its address on each network."""
-    rows = [("TIER", "NODE", "STATE", "CONTAINER", "ADDRESSES")]
+    """The lab as a table: tier, node, state, container (and on a spread stack its engine) and
+    its address on each network."""
+    engine = (lambda node: (node.engine,)) if lab.spread else (lambda node: ())
+    rows = [("TIER", "NODE", "STATE", "CONTAINER", *(("ENGINE",) if lab.spread else ()),
+             "ADDRESSES")]
     order = sorted(lab.nodes.values(), key=lambda n: (TIER_ORDER.index(n.tier)
                                                       if n.tier in TIER_ORDER else 99, n.name))
     for node in order:
         addresses = " ".join(f"{net}={addr}" for net, addr in sorted(node.addresses.items()))
-        rows.append((node.tier, node.name, states.get(node.name, "?"), node.container, addresses))
+        rows.append((node.tier, node.name, states.get(node.name, "?"), node.container,
+                     *engine(node), addresses))
     return text_table(rows)
 
 

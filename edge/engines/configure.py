@@ -7,6 +7,7 @@ so the CLI, the tests and the change previews decide on facts rather than on scr
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -22,6 +23,7 @@ from edge.engines import processes
 from edge.engines.stack import STATE
 
 Progress = Callable[[str], None]
+DOCKER_WRAPPER = Path(__file__).parent / "bin" / "docker"
 
 
 @dataclass
@@ -139,8 +141,12 @@ def converge(stack: str, state: Path = STATE, check: bool = False, limit: str | 
                      processes.OWNER_ENV: processes.owner_mark(),
                      "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
                      "PYTHONPATH": str(ROOT),
-                     # The venv's ansible-playbook, whether or not the venv is on PATH.
-                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
+                     # The venv's ansible-playbook, whether or not the venv is on PATH; the
+                     # connections' `docker`, which reaches a node on another engine (bin/docker).
+                     "EDGE_DOCKER": shutil.which("docker") or "docker",
+                     "PATH": os.pathsep.join([str(DOCKER_WRAPPER.parent),
+                                              str(Path(sys.executable).parent),
+                                              os.environ["PATH"]])},
             extravars=extra_vars or {},
             cmdline=cmdline,
             limit=limit,

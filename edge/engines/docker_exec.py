@@ -9,8 +9,10 @@ container is gone or not running it raises `ContainerUnavailable`, when the comm
 `check` is set) `ExecError`, each message naming the container, the command, the exit code and the
 end of what the command said.
 
-`client()` is the process's one Docker client: the only place outside edge/infra/ (whose Pulumi
-providers run in their own processes) that calls `docker.from_env()`.
+`client()` is the process's one Docker client per engine: the only place outside edge/infra/ (whose
+Pulumi providers run in their own processes) that makes one. A lab node (edge/model/lab.py's Node)
+as the target runs on the engine it is placed on, so every caller reaches the nodes of a stack
+spread over a Swarm as it reaches those of a local one.
 """
 
 from __future__ import annotations
@@ -25,17 +27,21 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-Target = str | Container            # a container's name or id, or the SDK object itself
+from edge.infra.engines import client_for
+from edge.model.lab import Node
+from edge.model.topology import Endpoint
+
+Target = str | Container | Node     # a container's name or id (local engine), the SDK object, a node
 Command = Sequence[str] | str       # an argv, or one shell line (run by `sh -c`)
 TAIL_CHARS = 400                    # how much of a failed command's output an error quotes
 TIMED_OUT = 124                     # coreutils `timeout`'s exit code when the limit is reached
 
 
 @functools.cache
-def client() -> docker.DockerClient:
-    """The process's Docker client, made once: the engine `docker` itself would use ($DOCKER_HOST
-    or the local socket)."""
-    return docker.from_env()
+def client(endpoint: Endpoint = Endpoint()) -> docker.DockerClient:
+    """The process's Docker client of an engine, made once; by default the engine `docker` itself
+    would use ($DOCKER_HOST or the local socket)."""
+    return client_for(endpoint)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,9 @@ def shown(command: Command) -> str:
 
 
 def name_of(target: Target) -> str:
-    """The container's name as given, or the SDK object's name."""
+    """The container's name as given, the SDK object's or the node's."""
+    if isinstance(target, Node):
+        return target.container
     return target if isinstance(target, str) else target.name
 
 
@@ -96,13 +104,27 @@ class ContainerUnavailable(ExecError):
 
 
 def container(target: Target, engine: docker.DockerClient | None = None) -> Container:
-    """The SDK object of a container (as it is now), or ContainerUnavailable if it is gone."""
+    """The SDK object of a container (as it is now), or ContainerUnavailable if it is gone.
+    `engine` is a client of the local engine to use instead of `client()`; a node placed on
+    another engine is looked up there."""
+    if isinstance(target, Node):
+        if not target.endpoint.local:
+            engine = client(target.endpoint)
+        target = target.container
     if not isinstance(target, str):
         return target
     try:
         return (engine or client()).containers.get(target)
     except docker.errors.NotFound:
         raise ContainerUnavailable(target, (), "missing") from None
+
+
+def is_running(target: Target, engine: docker.DockerClient | None = None) -> bool:
+    """Whether the container exists and runs now."""
+    try:
+        return container(target, engine).status == "running"
+    except ContainerUnavailable:
+        return False
 
 
 def _state_now(box: Container) -> str:
@@ -121,7 +143,7 @@ def run(target: Target, command: Command, *, timeout: float | None = None, check
     `timeout` (seconds) stops the command inside the container (coreutils `timeout`), so a
     daemon that hangs (a wedged vtysh) cannot hang the caller. With `check` a non-zero exit raises
     ExecError; `what` says in its message what the command was for ("reading the ruleset").
-    `engine` is a Docker client to use instead of `client()`.
+    `engine` is a client of the local engine to use instead of `client()` (see `container`).
     """
     argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
     if timeout is not None:

@@ -34,7 +34,7 @@ from docker.types import IPAMConfig, IPAMPool, Mount
 from edge import ROOT
 from edge.engines import cleanup, images
 from edge.infra.addressing import taken_prefixes
-from edge.infra.engines import LOCAL, Endpoint, client_for
+from edge.infra.engines import client_for
 from edge.model.plan import (
     LABEL_PROJECT,
     LABEL_PURPOSE,
@@ -44,7 +44,7 @@ from edge.model.plan import (
     slot_count,
     stack_plan,
 )
-from edge.model.topology import Topology
+from edge.model.topology import LOCAL, Endpoint, Topology
 
 PURPOSE = "engine"
 LABEL_ENGINE = "edge-testbed.engine"      # on Swarm nodes: the engine's name

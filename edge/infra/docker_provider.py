@@ -30,8 +30,9 @@ from pulumi.dynamic import (
 )
 
 from edge.infra import bridge_filter
-from edge.infra.engines import Endpoint, client_for
+from edge.infra.engines import client_for
 from edge.model.plan import LABEL_PROJECT, LABEL_STACK
+from edge.model.topology import Endpoint
 
 DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")

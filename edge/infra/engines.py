@@ -1,7 +1,7 @@
 """A Docker client for any engine a lab may be placed on: the local one, or one named by endpoint.
 
-An endpoint is what the topology's `engines:` section says (edge/model/topology.py): `local` (the
-engine `docker` itself would use: $DOCKER_HOST or the local socket), `unix:///path/docker.sock`,
+An endpoint (edge/model/topology.py's Endpoint) is what the topology's `engines:` section says:
+`local` (the engine `docker` itself would use: $DOCKER_HOST or the local socket), `unix:///path/docker.sock`,
 `ssh://user@host` (through the `ssh` program, so the user's keys and ssh config apply and no
 Python SSH library is needed) or `tcp://host:2376` with TLS files (never plain TCP: the API
 of an engine is root on its machine). The Pulumi providers run in their own processes and hold no
@@ -10,32 +10,12 @@ state, so an endpoint travels as plain data (`Endpoint.props()`) and each call o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import docker
 import docker.tls
 
-LOCAL = "local"
+from edge.model.topology import LOCAL, Endpoint
+
 TIMEOUT_S = 60
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where one engine's API is, and the TLS files a tcp:// endpoint needs."""
-
-    url: str = LOCAL
-    ca: str = ""
-    cert: str = ""
-    key: str = ""
-
-    def props(self) -> dict[str, str]:
-        """As a Pulumi input (plain text values)."""
-        return {"url": self.url, "ca": self.ca, "cert": self.cert, "key": self.key}
-
-    @classmethod
-    def from_props(cls, props: dict[str, str] | None) -> Endpoint:
-        """The endpoint of a resource's inputs; none (resources made before engines) is local."""
-        return cls(**(props or {}))
 
 
 def client_for(endpoint: Endpoint, timeout: float = TIMEOUT_S) -> docker.DockerClient:

@@ -18,9 +18,8 @@ from dataclasses import asdict
 import pulumi
 
 from edge.infra.docker_provider import DockerContainer, DockerNetwork, DockerVolume
-from edge.infra.engines import Endpoint
 from edge.model.plan import LABEL_NODE, LABEL_ROLE, NetworkPlan, StackPlan
-from edge.model.topology import LOCAL_ENGINE
+from edge.model.topology import LOCAL_ENGINE, Endpoint
 
 LAB_MTU = 1450   # a lab interface on an overlay: the 1500-byte underlay minus VXLAN's 50
 
@@ -110,7 +109,8 @@ class EdgeLab(pulumi.ComponentResource):
                 "routes": list(node.routes),
                 "link": asdict(node.link) if node.link else None,
                 **({"engine": node.engine,
-                    "endpoint": (engine_of[node.engine] or Endpoint()).url} if plan.spread else {}),
+                    "endpoint": (engine_of[node.engine] or Endpoint()).props()}
+                   if plan.spread else {}),
             }
             for name, node in plan.nodes.items()
         })

@@ -36,7 +36,7 @@ def counters(lab: Lab, nodes: set[str], client: docker.DockerClient | None = Non
     counts = {}
     for name in sorted(nodes):
         try:
-            ruleset = facts.NFT_RULESET.gather(lab.nodes[name].container, client)
+            ruleset = facts.NFT_RULESET.gather(lab.nodes[name], client)
         except (docker_exec.ExecError, facts.FactError):
             continue
         for comment in (DENIED, FRAG_NEEDED_DROPPED):
@@ -64,7 +64,7 @@ def answer_path(flow: Flow, lab: Lab, client: docker.DockerClient | None = None)
     node = flow.target
     while vantage and node in lab.nodes and len(hops) < len(lab.nodes):
         try:
-            way = facts.way_out_to(vantage).gather(lab.nodes[node].container, client)
+            way = facts.way_out_to(vantage).gather(lab.nodes[node], client)
         except (docker_exec.ExecError, facts.FactError):
             break
         next_hop = ipaddress.ip_address(way.gateway or vantage)
@@ -98,7 +98,7 @@ def path_mtu_finding(flow: Flow, hops: list[Hop], dropped: list[str]) -> str:
             "broken)")
 
 
-def _state(container: str, client: docker.DockerClient | None) -> str:
+def _state(container: docker_exec.Target, client: docker.DockerClient | None) -> str:
     """The container's state: running, exited, paused, missing..."""
     try:
         return docker_exec.container(container, client).status
@@ -106,7 +106,7 @@ def _state(container: str, client: docker.DockerClient | None) -> str:
         return gone.state
 
 
-def _down_servers(container: str, client: docker.DockerClient | None) -> list[str]:
+def _down_servers(container: docker_exec.Target, client: docker.DockerClient | None) -> list[str]:
     """The load balancer's servers that are not UP, as "proxy/server STATUS" ([] when its
     statistics cannot be read)."""
     try:
@@ -123,12 +123,12 @@ def where_it_dies(flow: Flow, before: str, after: str, lab: Lab,
     `after` the change), or "" if none."""
     target_node = flow.target
     address = flow.params.get("address") or flow.params.get("server")
-    container = lab.nodes[target_node].container if target_node in lab.nodes else ""
+    container = lab.nodes.get(target_node) or ""
     if (state := _state(container, client)) != "running":
         return f"{target_node} is not running ({state})"
     for border in lab.with_role("border"):
         try:
-            route = docker_exec.run(border.container, ["ip", "route", "get", address],
+            route = docker_exec.run(border, ["ip", "route", "get", address],
                                     check=False, engine=client)
         except docker_exec.ContainerUnavailable as gone:
             return f"{border.name} is not running ({gone.state})"

@@ -110,7 +110,7 @@ def changes(node: str, before: NodeDigest, after: NodeDigest) -> list[str]:
 def read_digest(lab: Lab, node: str) -> NodeDigest:
     """One node's digest now (read-only); a container that is not running is its state."""
     try:
-        said = docker_exec.run(lab.node(node).container, DIGEST_SCRIPT, check=False)
+        said = docker_exec.run(lab.node(node), DIGEST_SCRIPT, check=False)
     except docker_exec.ContainerUnavailable as gone:
         return NodeDigest(state=gone.state)
     return parse_digest(said.stdout)

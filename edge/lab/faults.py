@@ -131,7 +131,7 @@ def _disconnect(container, node: Node, lab: Lab, options: dict) -> dict:
     if network not in container.attrs["NetworkSettings"]["Networks"]:
         raise FaultError(f"{node.name} is not connected to {options['network']} now: is a "
                          "disconnect fault already active? (edge fault list)")
-    docker_exec.client().networks.get(network).disconnect(container)
+    container.client.networks.get(network).disconnect(container)
     # Docker gives the container a default route through the host's bridge on another network.
     _sh(container, NO_DEFAULT_ROUTE, "removing Docker's default route")
     return {"docker_network": network, "address": node.addresses[options["network"]]}
@@ -139,7 +139,7 @@ def _disconnect(container, node: Node, lab: Lab, options: dict) -> dict:
 
 def _reconnect(container, fault: Fault, lab: Lab) -> None:
     if fault.restore["docker_network"] not in container.attrs["NetworkSettings"]["Networks"]:
-        docker_exec.client().networks.get(fault.restore["docker_network"]).connect(
+        container.client.networks.get(fault.restore["docker_network"]).connect(
             container, ipv4_address=fault.restore["address"], aliases=[fault.target])
         container.reload()
     _restore_routes(container)
@@ -412,7 +412,7 @@ def _netem_options(options: dict) -> dict:
 
 def _container(node: Node):
     try:
-        return docker_exec.container(node.container_id)
+        return docker_exec.container(node.container_id, docker_exec.client(node.endpoint))
     except docker_exec.ContainerUnavailable:
         raise FaultError(f"container {node.container} of {node.name} is gone: "
                          "bring the stack up again (edge up).") from None

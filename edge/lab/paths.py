@@ -65,7 +65,7 @@ def _replace(lab: Lab, routes: dict[str, list[tuple[str, str]]]) -> None:
     the node and the route that failed."""
     for name, entries in sorted(routes.items()):
         for prefix, gateway in entries:
-            docker_exec.run(lab.nodes[name].container,
+            docker_exec.run(lab.nodes[name],
                             ["ip", "route", "replace", prefix, "via", gateway],
                             what=f"routing {prefix} via {gateway}")
 
@@ -80,7 +80,6 @@ def restore(lab: Lab) -> None:
 
     A stopped container is left alone: edge-init installs the topology's routes when it starts.
     """
-    running = {box.name for box in docker_exec.client().containers.list()}
     routes = {name: entries for name, entries in topology_routes(lab).items()
-              if lab.nodes[name].container in running}
+              if docker_exec.is_running(lab.nodes[name])}
     _replace(lab, routes)

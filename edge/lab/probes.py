@@ -82,7 +82,8 @@ def run_flows(flows: list[Flow], client: docker.DockerClient | None = None) -> l
         batch = by_vantage[container]
         payload = json.dumps([{"kind": f.kind, **f.params} for f in batch])
         try:
-            raws = json.loads(docker_exec.python(container, AGENT, payload, engine=client,
+            engine = client if batch[0].endpoint.local else docker_exec.client(batch[0].endpoint)
+            raws = json.loads(docker_exec.python(container, AGENT, payload, engine=engine,
                                                   user="nobody").stdout)
         except (docker_exec.ExecError, json.JSONDecodeError):
             raws = None

@@ -56,7 +56,9 @@ from typing import Any, Callable
 
 import docker
 
+from edge.engines import docker_exec
 from edge.engines.processes import OWNER_ENV, owner_mark
+from edge.infra.engines import client_for
 from edge.lab.drift_watch import DriftWatch
 from edge.lab.events import Alarm, Event, Sample
 from edge.lab.probes import AGENT, judge
@@ -73,6 +75,10 @@ RANK = {DEGRADED: 1, EXTERNAL: 2, INTERNAL: 3}
 ALARM_KINDS = ("alarm", "recovering", "clear")
 # The agent stops by itself after this long even if nobody stops it.
 AGENT_LIMIT_S = 6 * 3600
+# Run in a vantage's container on another engine: SIGTERM to each process whose environment holds
+# the line {mark} (EDGE_OWNER=pid:start of this edge).
+STOP_AGENTS = ("for p in /proc/[0-9]*; do tr '\\0' '\\n' < \"$p/environ\" 2>/dev/null "
+               "| grep -qx '{mark}' && kill -TERM \"${{p#/proc/}}\"; done; true")
 
 
 class WatchError(ValueError):
@@ -398,7 +404,8 @@ class Watcher:
                                      self.thresholds)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._execs: list[str] = []
+        self._execs: list[str] = []                   # the agents on the local engine
+        self._remote: list[tuple[Flow, docker.DockerClient]] = []   # one per vantage elsewhere
         self._threads: list[threading.Thread] = []
         self._green = threading.Event()
 
@@ -422,11 +429,17 @@ class Watcher:
             # chance to stop it) is found and stopped by the next edge command.
             # As `nobody`: the agent only opens sockets to lab addresses (no low port, no raw
             # socket), so it needs no privilege in the container.
-            exec_id = self.client.api.exec_create(container, [
+            # A vantage on another engine (a spread stack) gets a client of its own there.
+            engine = self.client
+            if not flows[0].endpoint.local:
+                engine = client_for(flows[0].endpoint)
+                self._remote.append((flows[0], engine))
+            exec_id = engine.api.exec_create(container, [
                 "python3", "-c", AGENT, payload, str(self.thresholds.interval_s),
                 str(AGENT_LIMIT_S)], environment={OWNER_ENV: owner_mark()}, user="nobody")["Id"]
-            self._execs.append(exec_id)
-            stream = self.client.api.exec_start(exec_id, stream=True)
+            if engine is self.client:
+                self._execs.append(exec_id)
+            stream = engine.api.exec_start(exec_id, stream=True)
             thread = threading.Thread(target=self._read, args=(flows, stream), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -443,7 +456,8 @@ class Watcher:
         return {"kind": flow.kind, **flow.params, "every": self.thresholds.block_interval_s}
 
     def agent_pids(self) -> list[int]:
-        """The host's process ids of the running probe agents (for measuring their cost)."""
+        """The host's process ids of the running probe agents on the local engine (for measuring
+        their cost)."""
         return [pid for e in self._execs if (pid := self.client.api.exec_inspect(e).get("Pid"))]
 
     def stop(self) -> None:
@@ -460,6 +474,16 @@ class Watcher:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        # Elsewhere a process id means nothing here: the agents carrying this process's mark are
+        # stopped from inside their containers.
+        mine = f"{OWNER_ENV}={owner_mark()}"
+        for flow, engine in self._remote:
+            try:
+                docker_exec.run(flow.container, STOP_AGENTS.format(mark=mine), check=False,
+                                engine=engine, timeout=10)
+            except docker_exec.ExecError:    # the container is gone: so are its agents
+                pass
+            engine.close()
         for thread in self._threads:
             thread.join(timeout=5)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from edge.model.datafile import Mapping, Reader, load_checked
 from edge.model.lab import Lab
+from edge.model.topology import Endpoint
 
 KINDS = ("dns", "http", "tcp")
 MUSTS = ("work", "block")
@@ -37,6 +38,7 @@ class Flow:
     target: str = ""     # the node the flow is about (server or destination)
     service: str = ""    # what users lose when it fails (dns, api, apps); "" for must-block flows
     watched: bool = True  # probed continuously by `edge watch` and the apply watchdog
+    endpoint: Endpoint = Endpoint()   # the engine of the vantage's container
 
 
 @dataclass(frozen=True)
@@ -177,5 +179,6 @@ def expand(contract: Contract, lab: Lab) -> list[Flow]:
             service = rule.get("service", rule["name"]) if rule["must"] == "work" else ""
             flows.append(Flow(f"{rule['name']}@{node}", rule["name"], vantage,
                               lab.nodes[vantage].container, kind, rule["must"],
-                              params, expect, node, service, rule.get("watch", True)))
+                              params, expect, node, service, rule.get("watch", True),
+                              lab.nodes[vantage].endpoint))
     return flows

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.model.topology import LOCAL
+
 CONNECTION = {
     # `docker` is community.docker.docker (docker exec through the engine); under the Mitogen
     # strategy of site.yml it becomes Mitogen's docker connection, which works the same way.
@@ -26,6 +28,20 @@ def role_addresses(nodes: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
     return found
 
 
+def docker_host(node: dict[str, Any]) -> str:
+    """How Ansible names a node's container: its name, or on a spread stack, for a node on
+    another engine, NAME@URL (NAME@URL|CA|CERT|KEY with TLS files), which the converge's `docker`
+    (edge/engines/bin/docker) runs on that engine."""
+    endpoint = node.get("endpoint") or {}
+    if isinstance(endpoint, str):   # stacks spread before the TLS files were in the outputs
+        endpoint = {"url": endpoint}
+    url = endpoint.get("url", LOCAL)
+    if url == LOCAL:
+        return node["container"]
+    tls = [endpoint[k] for k in ("ca", "cert", "key") if endpoint.get(k)]
+    return "|".join([f"{node['container']}@{url}", *tls])
+
+
 def inventory_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     """Groups by role and tier, host variables from the topology, lab-wide facts in `all`."""
     nodes = outputs.get("nodes") or {}
@@ -37,7 +53,7 @@ def inventory_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
                       "tier_" + node["tier"].replace(" ", "_")}:
             groups.setdefault(group, {"hosts": []})["hosts"].append(name)
         hostvars[name] = CONNECTION | {
-            "ansible_host": node["container"],
+            "ansible_host": docker_host(node),
             "edge_role": node["role"],
             "edge_ansible_role": node["ansible_role"],
             "edge_tier": node["tier"],

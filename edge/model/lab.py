@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.model.topology import LOCAL, Endpoint
+
 
 class LabError(ValueError):
     """The stack's outputs are missing or not what this version of edge writes."""
@@ -29,6 +31,8 @@ class Node:
     addresses: dict[str, str]  # network -> address
     routes: tuple[str, ...] = ()
     link: dict[str, Any] | None = None
+    engine: str = LOCAL               # the engine the container runs on (a spread stack's)...
+    endpoint: Endpoint = Endpoint()   # ...and how its API is reached
 
     def address(self, network: str) -> str:
         """The node's address on `network`; LabError naming the networks it is on otherwise."""
@@ -37,6 +41,14 @@ class Node:
         except KeyError:
             raise LabError(f"node '{self.name}' has no address on network '{network}' (it is on "
                            f"{', '.join(sorted(self.addresses)) or 'no network'})") from None
+
+
+def _endpoint(output: dict[str, str] | str | None) -> Endpoint:
+    """A node's engine from its output: props, or (stacks spread before TLS was carried) the
+    url alone; none on a stack that is not spread."""
+    if isinstance(output, str):
+        return Endpoint(output)
+    return Endpoint.from_props(output)
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,8 @@ class Lab:
         try:
             nodes = {name: Node(name, n["role"], n.get("ansible_role", n["role"]), n["tier"],
                                 n["container"], n["container_id"], dict(n["addresses"]),
-                                tuple(n.get("routes") or ()), n.get("link"))
+                                tuple(n.get("routes") or ()), n.get("link"),
+                                n.get("engine", LOCAL), _endpoint(n.get("endpoint")))
                      for name, n in outputs["nodes"].items()}
             networks = {name: Network(name, n["docker_name"], n["subnet"])
                         for name, n in (outputs.get("networks") or {}).items()}
@@ -87,6 +100,11 @@ class Lab:
         except KeyError:
             raise LabError(f"no node '{name}' in stack '{self.stack}'; its nodes: "
                            f"{', '.join(sorted(self.nodes))}") from None
+
+    @property
+    def spread(self) -> bool:
+        """Whether the nodes sit on more than one engine."""
+        return len({node.engine for node in self.nodes.values()}) > 1
 
     def with_role(self, role: str) -> list[Node]:
         """The nodes of a role, by name."""

@@ -101,6 +101,34 @@ class Node:
     link: Link | None = None
 
 
+# As an endpoint, the local engine's name: the engine `docker` itself would use ($DOCKER_HOST or
+# the local socket).
+LOCAL = LOCAL_ENGINE
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one engine's API is, and the TLS files a tcp:// endpoint needs."""
+
+    url: str = LOCAL
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+
+    @property
+    def local(self) -> bool:
+        return self.url == LOCAL
+
+    def props(self) -> dict[str, str]:
+        """As a Pulumi input (plain text values)."""
+        return {"url": self.url, "ca": self.ca, "cert": self.cert, "key": self.key}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str] | None) -> Endpoint:
+        """The endpoint of a resource's inputs; none (resources made before engines) is local."""
+        return cls(**(props or {}))
+
+
 @dataclass(frozen=True)
 class Engine:
     """A Docker engine nodes may be placed on (`engines:`); `tls` holds the ca, cert and key

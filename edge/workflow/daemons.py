@@ -123,7 +123,7 @@ def check(lab: Lab, nodes: list[str] | None = None) -> list[Drift]:
     their files. A node that is not running is not read (it runs nothing half)."""
     def read(name: str) -> list[Drift]:
         try:
-            said = docker_exec.run(lab.node(name).container, ["sh", "-c", SCRIPT, "daemons",
+            said = docker_exec.run(lab.node(name), ["sh", "-c", SCRIPT, "daemons",
                                                               lab.zone], check=False,
                                    timeout=facts.FACT_TIMEOUT_S, what="reading what runs")
         except docker_exec.ContainerUnavailable:

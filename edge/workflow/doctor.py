@@ -22,14 +22,15 @@ from pathlib import Path
 
 import docker.errors
 
-from edge.engines import cleanup, configure, docker_exec, processes, stack
+from edge.engines import cleanup, configure, docker_exec, processes, stack, swarm
 from edge.engines.images import image_exists, image_ref
 from edge.infra import bridge_filter
 from edge.infra.addressing import conflicts, taken_prefixes
+from edge.infra.engines import client_for
 from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
 from edge.model.revision import half_unpacked
 from edge.model.state import StackState, StateError
-from edge.model.topology import load_topology
+from edge.model.topology import LOCAL, Endpoint, load_topology
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,38 @@ def _engine() -> Check:
         return Check("engine", False, f"no Docker engine answers ({err})",
                      "run scripts/setup-docker.sh (log: /var/log/edge-testbed-dockerd.log)")
     return Check("engine", True, f"Docker {version} answers")
+
+
+def _swarm() -> list[Check]:
+    """The Swarm a spread stack needs: each member ready, and its engine's API answering at the
+    endpoint edge recorded (the converge and the probes reach its containers there)."""
+    client = docker_exec.client()
+    if client.info()["Swarm"]["LocalNodeState"] != "active":
+        return [Check("swarm", True, "this engine is in no Swarm: every stack stays on it")]
+    try:
+        found = swarm.members(client)
+    except docker.errors.APIError as err:   # a worker: the manager elsewhere answers for it
+        return [Check("swarm", True, f"this engine is a Swarm worker ({err.explanation})")]
+    checks = []
+    for member in found:
+        if member.state != "ready":
+            checks.append(Check(f"engine {member.engine}", False, f"Swarm node {member.hostname} "
+                                f"is {member.state}", "start its engine, or `edge swarm leave`"))
+            continue
+        if member.endpoint in (LOCAL, "?"):
+            checks.append(Check(f"engine {member.engine}", True, f"{member.role}, ready"))
+            continue
+        try:
+            engine = client_for(Endpoint(member.endpoint), timeout=10)
+            version = engine.version().get("Version", "?")
+            engine.close()
+        except docker.errors.DockerException as err:
+            checks.append(Check(f"engine {member.engine}", False, f"{member.endpoint} does not "
+                                f"answer ({err})", "start that engine, or `edge swarm leave`"))
+            continue
+        checks.append(Check(f"engine {member.engine}", True,
+                            f"{member.role}, ready, Docker {version} at {member.endpoint}"))
+    return checks
 
 
 def _pulumi() -> Check:
@@ -198,7 +231,7 @@ def examine(backend: stack.Backend = stack.Backend()) -> list[Check]:
         return checks
     names = stacks(backend)
     steps: list[Callable[[], Check | list[Check]]] = [
-        _pulumi, _image, lambda: _backend(backend, names), lambda: _edge_state(backend),
+        _swarm, _pulumi, _image, lambda: _backend(backend, names), lambda: _edge_state(backend),
         _processes, _runner_dirs, lambda: _labelled(names), _bridge_rules,
         lambda: _routes(backend, names)]
     for step in steps:

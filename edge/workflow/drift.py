@@ -231,7 +231,7 @@ def _infra(stack_name: str, backend: stack.Backend) -> list[str]:
 
 
 def _read_running(lab: Lab, node: str) -> list[Drift]:
-    said = docker_exec.run(lab.node(node).container, ["sh", "-c", RUNNING_SCRIPT, "drift",
+    said = docker_exec.run(lab.node(node), ["sh", "-c", RUNNING_SCRIPT, "drift",
                                                       lab.zone], check=False,
                            timeout=facts.FACT_TIMEOUT_S, what="reading what runs")
     return running_drifts(node, said.stdout, lab.node(node).routes)
@@ -308,7 +308,7 @@ def _put_routes_back(lab: Lab, drifts: list[Drift]) -> None:
     """The topology's routes, on the nodes that lack some (no role manages them: edge-init
     installs them when the container starts)."""
     for node in sorted({d.node for d in drifts if d.what.startswith("route ")}):
-        docker_exec.run(lab.node(node).container,
+        docker_exec.run(lab.node(node),
                         " && ".join(f"ip route replace {r}" for r in lab.node(node).routes),
                         what="putting the topology's routes back")
 

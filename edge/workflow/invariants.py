@@ -338,7 +338,7 @@ def _read_node(lab: Lab, name: str, wanted: list[RedundantSet],
                client: docker.DockerClient | None) -> NodeView:
     script = node_script(dict.fromkeys(s.reader for s in wanted))
     try:
-        said = docker_exec.run(lab.nodes[name].container, script, check=False,
+        said = docker_exec.run(lab.nodes[name], script, check=False,
                                timeout=facts.FACT_TIMEOUT_S, engine=client)
     except docker_exec.ContainerUnavailable as gone:
         return NodeView(gone=gone.state)
@@ -393,23 +393,18 @@ def _read_zone(lab: Lab, check: ZoneCheck, servers: list[str],
     script = zone_script(lab.zone, addresses, check.key_file)
     for name in sorted(addresses):
         try:
-            said = docker_exec.run(lab.nodes[name].container, script, check=False,
+            said = docker_exec.run(lab.nodes[name], script, check=False,
                                    timeout=facts.FACT_TIMEOUT_S, engine=client)
         except docker_exec.ContainerUnavailable:
             continue
         view = parse_zone_output(said.stdout, lab.zone)
-        running = {n for n in addresses if _running(lab.nodes[n].container, client)}
+        running = {n for n in addresses if docker_exec.is_running(lab.nodes[n], client)}
         return ZoneView(view.zone, {n: s for n, s in view.serials.items() if n in running},
                         {n: p for n, p in view.primaries.items() if n in running},
                         {n: r for n, r in view.records.items() if n in running})
     return ZoneView(lab.zone)
 
 
-def _running(container: str, client: docker.DockerClient | None) -> bool:
-    try:
-        return docker_exec.container(container, client).status == "running"
-    except docker_exec.ContainerUnavailable:
-        return False
 
 
 def read(lab: Lab, declared: Declared, client: docker.DockerClient | None = None) -> View:

@@ -407,7 +407,7 @@ def read_rulesets(lab: Lab) -> tuple[dict[str, Any], list[str]]:
     problems: list[str] = []
     for name, node in sorted(firewalls(lab).items()):
         try:
-            said = docker_exec.run(node.container, NFT_LIST, timeout=NFT_TIMEOUT_S,
+            said = docker_exec.run(node, NFT_LIST, timeout=NFT_TIMEOUT_S,
                                    what="reading the ruleset")
         except docker_exec.ContainerUnavailable:
             continue

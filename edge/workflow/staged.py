@@ -93,7 +93,7 @@ def config_digest(lab: Lab, client: docker.DockerClient | None = None) -> str:
     digest = hashlib.sha256()
     for name, node in sorted(lab.nodes.items()):
         try:
-            said = docker_exec.run(node.container, DIGEST_SCRIPT, check=False, engine=client)
+            said = docker_exec.run(node, DIGEST_SCRIPT, check=False, engine=client)
             out = said.stdout + said.stderr
         except docker_exec.ContainerUnavailable as gone:
             out = gone.state
@@ -473,7 +473,7 @@ def hasten(commands: Iterable[tuple[str, str, tuple[str, ...]]], lab: Lab) -> di
             done[(role, argv)] = ""
             for node in lab.with_role(role):
                 try:
-                    said = docker_exec.run(node.container, argv, timeout=30, check=False)
+                    said = docker_exec.run(node, argv, timeout=30, check=False)
                 except docker_exec.ContainerUnavailable as gone:
                     said = docker_exec.ExecResult(-1, "", f"container {gone.state}")
                 if said.exit_code != 0:
@@ -536,7 +536,7 @@ def forget_path_mtus(lab: Lab) -> list[str]:
     narrower link whose ICMP is dropped. Returns the nodes where it failed, with why."""
     def forget(node: str) -> str:
         try:
-            said = docker_exec.run(lab.nodes[node].container, FORGET_PATH_MTUS, timeout=30,
+            said = docker_exec.run(lab.nodes[node], FORGET_PATH_MTUS, timeout=30,
                                    check=False)
         except docker_exec.ContainerUnavailable as gone:
             return f"{node}: the container is {gone.state}"

@@ -42,11 +42,11 @@ def _quiet_stage(name: str, number: int, total: int) -> None:
 
 def node_states(lab: Lab) -> dict[str, str]:
     """Each node's container state as the engine reports it (running, exited, missing...)."""
-    api = docker_exec.client().api
     states = {}
     for name, node in lab.nodes.items():
         try:
-            states[name] = api.inspect_container(node.container_id)["State"]["Status"]
+            states[name] = docker_exec.client(node.endpoint).api.inspect_container(
+                node.container_id)["State"]["Status"]
         except docker.errors.NotFound:
             states[name] = "missing"
     return states

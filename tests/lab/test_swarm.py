@@ -18,14 +18,18 @@ from pathlib import Path
 import docker
 import pytest
 
-from edge.engines import docker_exec, stack, swarm
-from edge.infra.engines import Endpoint, client_for
+from edge.engines import configure, docker_exec, stack, swarm
+from edge.infra.engines import client_for
 from edge.infra.lab import LAB_MTU
+from edge.lab.probes import settle
+from edge.model.contract import expand, load_contract
 from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
-from edge.model.topology import load_topology
+from edge.model.topology import Endpoint, load_topology
+from edge.workflow import daemons, doctor
 from tests.lab_fixtures import ROOT, stack_config
 
 SLOT = 15
+SETTLE_S = 60.0   # after the first converge: BGP sessions, health checks, zone transfers
 SWARM, STACK, ENGINE = "hswarm-t", "hswarm-split", "engine2"
 REFERENCE = ROOT / "topology" / "reference.yaml"
 PLACEMENT = """
@@ -58,13 +62,17 @@ def engines() -> Iterator[dict[str, docker.DockerClient]]:
 
 
 @pytest.fixture(scope="module")
-def split(engines: dict[str, docker.DockerClient], tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[Path]:
+def backend(tmp_path_factory: pytest.TempPathFactory) -> stack.Backend:
+    return stack.Backend(tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture(scope="module")
+def split(engines: dict[str, docker.DockerClient], backend: stack.Backend,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The reference lab, split over the two engines, brought up as stack STACK."""
     endpoint = swarm.members(engines["local"])[1].endpoint
     path = tmp_path_factory.mktemp("swarm") / "split.yaml"
     path.write_text(REFERENCE.read_text() + PLACEMENT.format(endpoint=endpoint))
-    backend = stack.Backend(tmp_path_factory.mktemp("state"))
     stack.select_stack(STACK, backend, stack_config(SLOT) | {"topology": str(path)})
     try:
         stack.up(STACK, backend, stream=False)
@@ -138,6 +146,29 @@ def test_full_size_frames_cross_engines_and_one_byte_more_does_not(engines, spli
                  f"ping -c 1 -W 2 -M do -s {payload + 1} {address}", check=False)
     assert fits.exit_code == 0, fits
     assert too_big.exit_code != 0 and "message too long" in too_big.stderr + too_big.stdout
+
+
+def test_the_split_lab_converges_and_passes_the_contract(split: Path,
+                                                        backend: stack.Backend) -> None:
+    """Ansible reaches each node on its engine (edge/engines/bin/docker), the probes look from
+    vantages on both engines, and every daemon runs its files: the contract passes unchanged."""
+    converged = configure.converge(STACK, backend.state, progress=None)
+    assert converged.ok, converged.errors
+    lab = stack.lab(STACK, backend)
+    assert set(converged.hosts) == set(lab.nodes)
+    assert {node.endpoint.local for node in lab.nodes.values()} == {True, False}
+    results = settle(expand(load_contract(ROOT / "contract.yaml"), lab), SETTLE_S)
+    failing = [f"{r.flow.name}: {r.reason}" for r in results if not r.ok]
+    assert failing == [], failing
+    half = daemons.check(lab)
+    assert half == [], "\n".join(map(str, half))
+
+
+def test_the_doctor_checks_each_engine_of_the_swarm(engines) -> None:
+    checks = {c.name: c for c in doctor.examine() if c.name.startswith("engine ")}
+    assert set(checks) == {"engine local", f"engine {ENGINE}"}, checks
+    assert all(c.ok for c in checks.values()), checks
+    assert "ready, Docker" in checks[f"engine {ENGINE}"].detail
 
 
 def test_swarm_objects_carry_the_engine_purpose_label(engines) -> None:
