@@ -31,11 +31,11 @@ def main() -> None:
                                 f"slot N -s {stack}` with an N no other stack uses.")
         plan = stack_plan(topology, stack, slot, config.require("purpose"),
                           config.get("run") or "")
-        check_address_plan(plan)
         image = config.get("image") or image_ref(ROOT)
         if not image_exists(image):
             raise TopologyError(f"the lab image {image} is not built. Run `make setup` (or "
                                 "`.venv/bin/python -m edge.engines.images ensure`) first.")
+        check_address_plan(plan, image)
     except (TopologyError, AddressPlanError) as err:
         raise pulumi.RunError(str(err)) from None
 

@@ -138,6 +138,13 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         Figure("rollback_restore_s", "rollback: first failed probe → service restored",
                target="≤ 15 s"),
     )),
+    Benchmark("preview_pool", "four `edge preview` commands of different one-host changes "
+              "started at once: one staging stack against a pool of two (`--staging a,b`), both "
+              "on this machine's one engine and two cores", (
+        Figure("one_staging_s", "all four verdicts, one staging stack (they take turns)"),
+        Figure("pool_of_two_s", "all four verdicts, a pool of two staging stacks",
+               target="≤ 0.6× one stack", peer="one_staging_s"),
+    )),
     Benchmark("molecule_peer", "`edge preview` of a one-host change to the loadbalancer role "
               "(`lb2-health-checks-slower`) against Molecule's full cycle of that role (Docker "
               "driver, base image, the load-balancer testinfra checks), alternating", (

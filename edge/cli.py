@@ -160,7 +160,7 @@ def _change(args: argparse.Namespace) -> Change:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """Try a change on the staging stack; exit 0 SAFE or NO-OP, 1 UNSAFE, 2 ERROR."""
-    workflow_preview.check_staging(args.stack, args.staging)
+    workflow_preview.staging_pool(args.stack, args.staging)
     _mark(args, "preview: the change file, the live stack's outputs, revision, config digest")
     change = _change(args)
     out = Path(args.out or stack.ROOT / "report" / f"preview-{change.digest}")
@@ -512,9 +512,11 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--webhook-key", help="sign each webhook body (HMAC-SHA256, header "
                        "X-Edge-Signature) with the key in this file (0600)")
     commands["preview"].add_argument("--staging", default="staging",
-                                     help="the stack the change is tried on (default: staging)")
+                                     help="the stack the change is tried on (default: staging), "
+                                     "or a pool a,b,... of which it takes a free one")
     commands["apply"].add_argument("--staging", default="staging", help="the staging stack "
-                                   "of the preview this apply relies on (default: staging)")
+                                   "(or pool a,b,...) the preview this apply relies on was made "
+                                   "on (default: staging)")
     commands["preview"].add_argument("--out", help="report folder (default: report/preview-DIGEST)")
     commands["preview"].add_argument("--no-wait", action="store_true", help="refuse, instead "
                                      "of waiting, when another preview holds the staging stack")
@@ -556,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge: stopped a leftover of a killed edge command: {process}", file=sys.stderr)
     try:
         if getattr(args, "stack", None) and args.command not in ("doctor", "clean"):
-            for name in [args.stack] + ([args.staging] if args.command == "preview" else []):
+            pool = workflow_preview.staging_pool(args.stack, args.staging) \
+                if args.command == "preview" else []
+            for name in [args.stack] + pool:
                 for line in workflow_doctor.recover(name):
                     print(f"edge: recovered: {line}", file=sys.stderr)
         said = workflow_up.interrupted(args.stack) if getattr(args, "stack", None) else None

@@ -17,8 +17,9 @@ import docker
 
 from edge.engines import docker_exec
 from edge.infra.bridge_filter import bridge_name
-from edge.model.plan import LABEL_STACK, StackPlan
-from edge.model.topology import FORBIDDEN
+from edge.infra.engines import client_for
+from edge.model.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_STACK, PROJECT, StackPlan
+from edge.model.topology import FORBIDDEN, LOCAL_ENGINE, Endpoint
 
 
 class AddressPlanError(RuntimeError):
@@ -34,19 +35,37 @@ class Taken:
     dev: str = ""
 
 
-def host_routes() -> list[Taken]:
-    """Every IPv4 route of every table of the host, but the default route (which covers all)."""
-    out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"],
-                         check=True, capture_output=True, text=True).stdout
+ROUTES = ["-j", "-4", "route", "show", "table", "all"]   # `ip` arguments: every IPv4 route
+
+
+def parse_routes(text: str, where: str = "host") -> list[Taken]:
+    """The routes of `ip -j -4 route show table all` (pure), but the default route (which
+    covers all) and loopback's; `where` names the machine in the owner."""
     taken = []
-    for route in json.loads(out or "[]"):
+    for route in json.loads(text or "[]"):
         dst = route.get("dst", "")
         if dst in ("default", "") or route.get("dev") == "lo":
             continue
         prefix = ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False)
         dev = route.get("dev", "")
-        taken.append(Taken(prefix, f"host route {prefix} dev {dev}", dev))
+        taken.append(Taken(prefix, f"{where} route {prefix} dev {dev}", dev))
     return taken
+
+
+def host_routes() -> list[Taken]:
+    """Every IPv4 route of every table of this machine."""
+    return parse_routes(subprocess.run(["ip", *ROUTES], check=True, capture_output=True,
+                                       text=True).stdout)
+
+
+def engine_routes(client: docker.DockerClient, image: str, engine: str) -> list[Taken]:
+    """Every IPv4 route of the machine of another engine, read by `ip` in a throw-away container
+    of the lab image in that machine's network namespace (its entrypoint, which installs a node's
+    routes, is not run)."""
+    out = client.containers.run(image, ROUTES, entrypoint=["ip"], network_mode="host",
+                                remove=True, labels={LABEL_PROJECT: PROJECT,
+                                                     LABEL_PURPOSE: "address-check"})
+    return parse_routes(out.decode(), f"engine {engine}'s host")
 
 
 def docker_networks(client: docker.DockerClient) -> list[tuple[str, str, str, list[str]]]:
@@ -63,15 +82,18 @@ def docker_networks(client: docker.DockerClient) -> list[tuple[str, str, str, li
     return found
 
 
-def taken_prefixes(stack: str, client: docker.DockerClient) -> list[Taken]:
-    """What the plan of `stack` must not overlap: host routes and other stacks' networks.
+def taken_prefixes(stack: str, client: docker.DockerClient,
+                   routes: list[Taken] | None = None) -> list[Taken]:
+    """What the plan of `stack` must not overlap on one engine: its machine's routes (`routes`,
+    this machine's by default) and other stacks' networks.
 
-    The stack's own networks (and the host routes their bridges add) are left out, so a second
+    The stack's own networks (and the routes their bridges add) are left out, so a second
     `pulumi up` of a running stack does not trip over itself.
     """
     networks = docker_networks(client)
     own_bridges = {bridge for _, bridge, label, _ in networks if label == stack}
-    taken = [t for t in host_routes() if t.dev not in own_bridges]
+    taken = [t for t in (host_routes() if routes is None else routes)
+             if t.dev not in own_bridges]
     for name, _, label, subnets in networks:
         if label != stack:
             taken += [Taken(ipaddress.IPv4Network(s), f"Docker network '{name}' ({s})")
@@ -86,10 +108,19 @@ def conflicts(plan: StackPlan, taken: list[Taken]) -> list[str]:
             for net in plan.networks.values() for t in taken if net.subnet.overlaps(t.prefix)]
 
 
-def check_address_plan(plan: StackPlan, client: docker.DockerClient | None = None) -> None:
-    """Raise AddressPlanError if any of the plan's prefixes is already in use on this host."""
-    client = client or docker_exec.client()
-    found = conflicts(plan, taken_prefixes(plan.stack, client))
+def check_address_plan(plan: StackPlan, image: str,
+                       client: docker.DockerClient | None = None) -> None:
+    """Raise AddressPlanError if any of the plan's prefixes is already in use on the machine of
+    any engine the plan places nodes on (this one: `client`; the others through their API)."""
+    found = conflicts(plan, taken_prefixes(plan.stack, client or docker_exec.client()))
+    for name in sorted({node.engine for node in plan.nodes.values()} - {LOCAL_ENGINE}):
+        engine = plan.engines[name]
+        other = client_for(Endpoint(engine.endpoint, *(engine.tls or ("", "", ""))))
+        try:
+            found += [f"{said} (on engine {name})" for said in conflicts(
+                plan, taken_prefixes(plan.stack, other, engine_routes(other, image, name)))]
+        finally:
+            other.close()
     if found:
         raise AddressPlanError(
             "address plan collides with this host; nothing was created:\n  - "

@@ -99,7 +99,7 @@ class Intent:
     """What an apply is about to do, to hold against what its preview was made under."""
 
     target: Revision                 # the revision the live stack will run
-    staging: str                     # the staging stack its preview must have been made on
+    staging: str                     # the staging stack (or pool a,b) its preview was made on
     contract: Path                   # the contract the apply was given...
     contract_digest: str             # ...and the sha256 of its bytes
     scope: list[str] | None          # the hosts it will converge (None: every host)
@@ -126,7 +126,7 @@ def mismatch(record: PreviewRecord, change: Change, intent: Intent) -> str | Non
         return (f"{what} was of revision {record.target_revision} (tree "
                 f"{record.target_tree[:12]}); this apply would bring revision {target.id} "
                 f"(tree {target.tree[:12]}): {again}")
-    if record.staging != intent.staging:
+    if record.staging not in intent.staging.split(","):
         return (f"{what} was staged on '{record.staging}'; this apply expects a preview staged "
                 f"on '{intent.staging}': {again} with --staging {intent.staging}, or apply with "
                 f"--staging {record.staging}")

@@ -18,7 +18,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from edge.engines import configure, docker_exec, stack, swarm
+from edge.engines import configure, docker_exec, images, stack, swarm
+from edge.infra import addressing
 from edge.infra.engines import client_for
 from edge.infra.lab import LAB_MTU
 from edge.lab.probes import settle
@@ -162,6 +163,16 @@ def test_the_split_lab_converges_and_passes_the_contract(split: Path,
     assert failing == [], failing
     half = daemons.check(lab)
     assert half == [], "\n".join(map(str, half))
+
+
+def test_the_address_plan_is_checked_against_each_engines_machine(engines) -> None:
+    """engine2's own routes (read in its network namespace) are what a plan placing nodes there
+    must not overlap: the engines' bridge is among them, named as engine2's."""
+    bridge = engines["local"].api.inspect_network(swarm.swarm_plan(
+        load_topology(REFERENCE), SLOT, SWARM).bridge_name)["IPAM"]["Config"][0]["Subnet"]
+    routes = addressing.engine_routes(engines[ENGINE], images.image_ref(ROOT), ENGINE)
+    owners = [t.owner for t in routes if str(t.prefix) == bridge]
+    assert len(owners) == 1 and owners[0].startswith(f"engine {ENGINE}'s host route {bridge} dev "), routes
 
 
 def test_the_doctor_checks_each_engine_of_the_swarm(engines) -> None:

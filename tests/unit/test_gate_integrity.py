@@ -103,6 +103,14 @@ def test_a_preview_staged_elsewhere_does_not_open_the_gate(state: Path) -> None:
     assert run(state, FakeLab(clean({"lb1"})), staging="my-staging").outcome == "applied"
 
 
+def test_a_preview_staged_on_any_stack_of_the_pool_opens_the_gate(state: Path) -> None:
+    preview(state, staging="staging-b")
+    assert "this apply expects a preview staged on 'staging-a,staging-c'" in refused(
+        run(state, FakeLab(clean({"lb1"})), staging="staging-a,staging-c"))
+    assert run(state, FakeLab(clean({"lb1"})), staging="staging-a,staging-b").outcome == \
+        "applied"
+
+
 @pytest.mark.parametrize("now, recorded, words", [
     (["lb1", "lb2", "ns1"], {}, "staged the change on lb1, lb2; its scope on the live stack is "
                                 "now lb1, lb2, ns1"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.infra.addressing import Taken, conflicts
+from edge.infra.addressing import Taken, conflicts, parse_routes
 from edge.model.plan import slot_count, stack_plan
 from edge.model.topology import TopologyError, load_topology
 
@@ -87,3 +87,21 @@ def test_overlap_with_host_route_names_both_prefixes(topology) -> None:
 def test_no_overlap_no_conflict(topology) -> None:
     plan = stack_plan(topology, "lab", 0)
     assert conflicts(plan, [Taken(ipaddress.IPv4Network("172.30.0.0/16"), "host route")]) == []
+
+
+# `ip -j -4 route show table all` as a machine prints it (trimmed): the default route and
+# loopback's local routes cover nothing a lab network may not take.
+ROUTES_JSON = """[
+ {"dst":"default","gateway":"172.31.0.1","dev":"eth0","flags":[]},
+ {"dst":"172.31.0.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"172.31.0.5"},
+ {"type":"local","dst":"127.0.0.1","table":"local","dev":"lo","scope":"host"},
+ {"type":"local","dst":"172.31.0.5","table":"local","dev":"eth0","scope":"host"}
+]"""
+
+
+def test_routes_are_read_from_ips_json_output() -> None:
+    taken = parse_routes(ROUTES_JSON, "engine engine2's host")
+    assert [(str(t.prefix), t.dev) for t in taken] == [("172.31.0.0/24", "eth0"),
+                                                       ("172.31.0.5/32", "eth0")]
+    assert taken[0].owner == "engine engine2's host route 172.31.0.0/24 dev eth0"
+    assert parse_routes("") == []

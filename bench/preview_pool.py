@@ -1,0 +1,74 @@
+"""Benchmark (issue 13): four `edge preview` commands of different one-host changes started at
+once, on one staging stack (they take turns on its lock) against a pool of two staging stacks
+(`--staging a,b`: two at a time). Each staging stack is brought to the live revision by a first
+preview before any figure; the figures are the wall time until all four verdicts.
+
+On this machine both staging stacks share one engine and two cores: the pool overlaps what a
+preview waits for (Pulumi, Ansible's round trips, probes, timers), not CPU. On engines of other
+machines each staging stack brings its own.
+
+Usage: .venv/bin/python bench/preview_pool.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, Figures, bench_stack, edge_up, main, report
+
+from edge.engines import stack
+
+NAME = "preview_pool"
+LIVE, LIVE_SLOT = "bench-live", 18
+POOL = {"bench-staging": 19, "bench-staging2": 21}
+CHANGES = ["dns-ttl", "lb2-health-checks-slower", "dns-lists-lbs-in-another-order",
+           "border2-accepts-transit-too"]    # one-host changes, each SAFE
+
+
+def previews_at_once(backend: stack.Backend, staging: str, changes: list[str], out: Path) -> float:
+    """Start `edge preview` of every change at once on `staging` (a stack or a pool); the
+    seconds until the last verdict. Any verdict but SAFE stops the benchmark."""
+    started = time.monotonic()
+    runs = {name: subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "preview",
+         str(ROOT / "changes" / "examples" / f"{name}.yaml"), "--stack", LIVE,
+         "--staging", staging, "--out", str(out / name)],
+        cwd=ROOT, env={**os.environ, "EDGE_STATE": str(backend.state)}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for name in changes}
+    said = {name: run.communicate()[0] for name, run in runs.items()}
+    seconds = round(time.monotonic() - started, 2)
+    failed = {name: said[name][-800:] for name, run in runs.items() if run.returncode != 0}
+    if failed:
+        raise SystemExit(f"previews on {staging} not SAFE: {failed}")
+    return seconds
+
+
+def measure(runs: int) -> Figures:
+    figures: Figures = {"one_staging_s": [], "pool_of_two_s": []}
+    pool = ",".join(POOL)
+    with bench_stack(LIVE, LIVE_SLOT) as backend, tempfile.TemporaryDirectory() as tmp:
+        for name, slot in POOL.items():
+            stack.select_stack(name, backend, {"slot": str(slot), "purpose": "bench"})
+        try:
+            edge_up(LIVE, backend)
+            previews_at_once(backend, pool, CHANGES[:2], Path(tmp) / "warm")
+            for run in range(1, runs + 1):
+                one = previews_at_once(backend, next(iter(POOL)), CHANGES, Path(tmp) / "one")
+                two = previews_at_once(backend, pool, CHANGES, Path(tmp) / "two")
+                figures["one_staging_s"].append(one)
+                figures["pool_of_two_s"].append(two)
+                report(run, runs, figures)
+        finally:
+            for name in POOL:
+                stack.destroy(name, backend, stream=False)
+                stack.remove_stack(name, backend)
+    return figures
+
+
+if __name__ == "__main__":
+    main(NAME, measure, __doc__)
