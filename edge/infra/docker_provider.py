@@ -41,6 +41,7 @@ ATTACH_FAILED = "attaching to network failed"   # a worker's overlay attachment 
 ATTACH_TRIES = 3
 VXLAN_OVERHEAD = 50   # bytes an overlay's VXLAN header takes from the underlay's frames
 MTU_OPTION = "com.docker.network.driver.mtu"
+DETACH_WAIT_S = 60   # how long an overlay's delete waits for Swarm to drop its attachment tasks
 
 Props = dict[str, Any]
 Validator = Callable[[Any], str | None]
@@ -224,10 +225,21 @@ class NetworkProvider(_DockerProvider):
                 "mtu": mtu, "ip_range": pool.get("IPRange") or None, "network_id": net["Id"]}
 
     def delete(self, id_: str, props: Props) -> None:
-        try:
-            _client(props).api.remove_network(id_)
-        except docker.errors.NotFound:
-            pass
+        client = _client(props)
+        deadline = time.monotonic() + DETACH_WAIT_S
+        while True:
+            try:
+                client.api.remove_network(id_)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as err:
+                # An overlay's attachment on a worker is a Swarm task, removed a moment after its
+                # container: "network ... is in use by task ..." until then.
+                if "in use by task" in str(err.explanation) and time.monotonic() < deadline:
+                    time.sleep(1)
+                    continue
+                raise
+            break
         if not props.get("mtu"):
             bridge_filter.remove(bridge_filter.bridge_name(id_))
 

@@ -19,14 +19,17 @@ import docker
 import pytest
 
 from edge.engines import configure, docker_exec, images, stack, swarm
+from edge.engines.configure import ConvergeResult
 from edge.infra import addressing
 from edge.infra.engines import client_for
 from edge.infra.lab import LAB_MTU
 from edge.lab.probes import settle
 from edge.model.contract import expand, load_contract
+from edge.model.lab import Lab
 from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
 from edge.model.topology import Endpoint, load_topology
 from edge.workflow import daemons, doctor
+from edge.workflow.replay import load_catalog, run_replay
 from tests.lab_fixtures import ROOT, stack_config
 
 SLOT = 15
@@ -149,20 +152,41 @@ def test_full_size_frames_cross_engines_and_one_byte_more_does_not(engines, spli
     assert too_big.exit_code != 0 and "message too long" in too_big.stderr + too_big.stdout
 
 
-def test_the_split_lab_converges_and_passes_the_contract(split: Path,
-                                                        backend: stack.Backend) -> None:
+@pytest.fixture(scope="module")
+def converged(split: Path, backend: stack.Backend) -> tuple[ConvergeResult, Lab]:
+    """The split lab's first converge, and the stack as it stands."""
+    return configure.converge(STACK, backend.state, progress=None), stack.lab(STACK, backend)
+
+
+def test_the_split_lab_converges_and_passes_the_contract(
+        converged: tuple[ConvergeResult, Lab]) -> None:
     """Ansible reaches each node on its engine (edge/engines/bin/docker), the probes look from
     vantages on both engines, and every daemon runs its files: the contract passes unchanged."""
-    converged = configure.converge(STACK, backend.state, progress=None)
-    assert converged.ok, converged.errors
-    lab = stack.lab(STACK, backend)
-    assert set(converged.hosts) == set(lab.nodes)
+    result, lab = converged
+    assert result.ok, result.errors
+    assert set(result.hosts) == set(lab.nodes)
     assert {node.endpoint.local for node in lab.nodes.values()} == {True, False}
     results = settle(expand(load_contract(ROOT / "contract.yaml"), lab), SETTLE_S)
     failing = [f"{r.flow.name}: {r.reason}" for r in results if not r.ok]
     assert failing == [], failing
     half = daemons.check(lab)
     assert half == [], "\n".join(map(str, half))
+
+
+def test_the_keystroke_replay_is_detected_and_undone_across_engines(
+        converged: tuple[ConvergeResult, Lab], backend: stack.Backend) -> None:
+    """The 2011 keystroke (load balancers, routers, firewall and part of DNS down at once), its
+    faults on both engines: the watcher's agents on both see the outage, and the undo brings the
+    lab back (faults, watch and drift reach each node on its engine)."""
+    result, lab = converged
+    assert result.ok, result.errors
+    incident = load_catalog(ROOT / "replays.yaml")["cloudfoundry-2011-keystroke"]
+    contract = load_contract(ROOT / "contract.yaml")
+    settle(expand(contract, lab), SETTLE_S)    # green first, whichever test runs first
+    replay = run_replay(incident, lab, contract, progress=lambda _: None, backend=backend)
+    assert replay.detected.startswith(f"{incident.expect_class} ({incident.expect_service})"), \
+        replay.problems
+    assert replay.green_after, replay.problems
 
 
 def test_the_address_plan_is_checked_against_each_engines_machine(engines) -> None:
