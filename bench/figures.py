@@ -138,6 +138,21 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         Figure("rollback_restore_s", "rollback: first failed probe → service restored",
                target="≤ 15 s"),
     )),
+    Benchmark("engines", "the reference lab on this engine against the same lab split over two "
+              "engines of a Swarm (load balancers and PaaS on a second dockerd of this machine), "
+              "a fresh `edge up` each run", (
+        Figure("one_pulumi_up_s", "`pulumi up`, one engine"),
+        Figure("two_pulumi_up_s", "`pulumi up`, split over two", peer="one_pulumi_up_s"),
+        Figure("one_converge_s", "converge, one engine"),
+        Figure("two_converge_s", "converge, split over two", peer="one_converge_s"),
+        Figure("one_verify_s", "verify (the contract), one engine"),
+        Figure("two_verify_s", "verify, split over two", peer="one_verify_s"),
+        Figure("one_e2e_suite_s", "the e2e suite (pytest tests/e2e), one engine"),
+        Figure("two_e2e_suite_s", "the e2e suite, split over two", peer="one_e2e_suite_s"),
+        Figure("one_latency_ms", "median latency of the must-work flows, one engine", unit="ms"),
+        Figure("two_latency_ms", "the same across the overlay", unit="ms",
+               peer="one_latency_ms"),
+    )),
     Benchmark("preview_pool", "four `edge preview` commands of different one-host changes "
               "started at once: one staging stack against a pool of two (`--staging a,b`), both "
               "on this machine's one engine and two cores", (
