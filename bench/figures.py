@@ -16,7 +16,7 @@ class Figure:
 
     key: str
     text: str                 # what it is, as the README says it (markdown)
-    unit: str = "s"           # "s", "%" (of one core) or "" (a count)
+    unit: str = "s"           # "s", "ms", "%" (of one core) or "" (a count)
     target: str = ""          # the bound it must stay under, if the project promised one
     peer: str = ""            # the key of the same benchmark this one is compared with (ratio)
 
