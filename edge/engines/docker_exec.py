@@ -37,10 +37,16 @@ TAIL_CHARS = 400                    # how much of a failed command's output an e
 TIMED_OUT = 124                     # coreutils `timeout`'s exit code when the limit is reached
 
 
-@functools.cache
 def client(endpoint: Endpoint = Endpoint()) -> docker.DockerClient:
     """The process's Docker client of an engine, made once; by default the engine `docker` itself
     would use ($DOCKER_HOST or the local socket)."""
+    return _client(endpoint)
+
+
+@functools.cache
+def _client(endpoint: Endpoint) -> docker.DockerClient:
+    """One client per endpoint (a cache keyed by what is passed, so `client()` and
+    `client(Endpoint())` are the same one)."""
     return client_for(endpoint)
 
 
