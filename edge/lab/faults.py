@@ -112,7 +112,15 @@ def _kill(container, node: Node, lab: Lab, options: dict) -> dict:
 
 
 def _start(container, fault: Fault, lab: Lab) -> None:
-    container.start()   # edge-init installs the routes, supervisord the daemons and rulesets
+    """Start the node again (edge-init installs the routes, supervisord the daemons and
+    rulesets). An injection whose process was killed may have left the engine stopping it (a
+    stop runs on after its caller is gone, for up to its timeout): a container still running
+    then is restarted, which waits for that stop, so it cannot exit after the undo."""
+    container.reload()
+    if container.status == "running" and fault.status == INJECTING:
+        container.restart()
+    else:
+        container.start()
 
 
 def _pause(container, node: Node, lab: Lab, options: dict) -> dict:
