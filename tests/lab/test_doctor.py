@@ -50,6 +50,6 @@ def test_the_command_prints_one_line_per_check(docker_client: docker.DockerClien
     lines = out.stdout.splitlines()
     assert lines[0].split()[:1] == ["CHECK"], out.stdout
     names = [line.split()[0] for line in lines[1:]]
-    assert names[:3] == ["engine", "pulumi", "image"], out.stdout
+    assert names[:4] == ["engine", "swarm", "pulumi", "image"], out.stdout
     assert out.returncode in (0, 1) and "Traceback" not in out.stderr, out.stderr
     assert out.returncode == (1 if any(" FAIL " in line for line in lines[1:]) else 0)
