@@ -28,12 +28,6 @@ ONE, ONE_SLOT = "bench-edge", 20
 TWO, TWO_SLOT = "bench-split", 21
 SWARM, SWARM_SLOT, ENGINE = "hswarm-bench", 15, "engine2"
 REFERENCE = ROOT / "topology" / "reference.yaml"
-PLACEMENT = """
-engines:
-  engine2: {{endpoint: "{endpoint}"}}
-placement:
-  tiers: {{load balancing: engine2, paas: engine2}}
-"""
 
 
 def one_lab(name: str, backend: stack.Backend, key: str, figures: Figures) -> None:
@@ -64,8 +58,7 @@ def measure(runs: int) -> Figures:
         swarm.join_local(topology, ENGINE, host)
         endpoint = swarm.members(host)[1].endpoint
         with bench_stack(ONE, ONE_SLOT) as backend, tempfile.TemporaryDirectory() as tmp:
-            split = Path(tmp) / "split.yaml"
-            split.write_text(REFERENCE.read_text() + PLACEMENT.format(endpoint=endpoint))
+            split = swarm.split_topology(REFERENCE, ENGINE, endpoint, Path(tmp) / "split.yaml")
             stack.select_stack(TWO, backend, {"slot": str(TWO_SLOT), "purpose": "bench",
                                               "topology": str(split)})
             try:

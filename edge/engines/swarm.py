@@ -436,3 +436,17 @@ def join_local(topology: Topology, engine: str, client: docker.DockerClient,
     index = len(started)
     endpoint = start_engine(plan, engine, index, client, log)
     return join(client, engine, endpoint, plan.engine_address(index))
+
+
+# Issue 13's split of the reference lab: border, firewall and name servers stay on this engine;
+# the load balancers and the PaaS go to a second one.
+SPLIT_TIERS = ("load balancing", "paas")
+
+
+def split_topology(topology: Path, engine: str, endpoint: str, out: Path) -> Path:
+    """Write to `out` the topology file `topology` with the tiers SPLIT_TIERS placed on `engine`
+    (reached at `endpoint`), for the Swarm test and benchmark; returns `out`."""
+    tiers = ", ".join(f"{tier}: {engine}" for tier in SPLIT_TIERS)
+    out.write_text(topology.read_text() + f'\nengines:\n  {engine}: {{endpoint: "{endpoint}"}}\n'
+                   f"placement:\n  tiers: {{{tiers}}}\n")
+    return out

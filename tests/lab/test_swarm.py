@@ -36,13 +36,6 @@ SLOT = 15
 SETTLE_S = 60.0   # after the first converge: BGP sessions, health checks, zone transfers
 SWARM, STACK, ENGINE = "hswarm-t", "hswarm-split", "engine2"
 REFERENCE = ROOT / "topology" / "reference.yaml"
-PLACEMENT = """
-# issue 13: border, firewall and name servers on this engine; load balancers and PaaS on engine2
-engines:
-  engine2: {{endpoint: "{endpoint}"}}
-placement:
-  tiers: {{load balancing: engine2, paas: engine2}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +69,7 @@ def split(engines: dict[str, docker.DockerClient], backend: stack.Backend,
     """The reference lab, split over the two engines, brought up as stack STACK."""
     endpoint = swarm.members(engines["local"])[1].endpoint
     path = tmp_path_factory.mktemp("swarm") / "split.yaml"
-    path.write_text(REFERENCE.read_text() + PLACEMENT.format(endpoint=endpoint))
+    swarm.split_topology(REFERENCE, ENGINE, endpoint, path)
     stack.select_stack(STACK, backend, stack_config(SLOT) | {"topology": str(path)})
     try:
         stack.up(STACK, backend, stream=False)
