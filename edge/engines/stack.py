@@ -25,6 +25,7 @@ from edge import ROOT
 from edge.engines import processes
 from edge.model.lab import Lab
 from edge.model.plan import PROJECT
+from edge.model.state import StackState, StagingRecord
 
 # The checkout's own folder: setup's tools.env and the secrets passphrase (Pulumi keeps every
 # stack's salt in Pulumi.<stack>.yaml beside Pulumi.yaml, so one passphrase serves the checkout).
@@ -153,8 +154,12 @@ def up(stack: str, backend: Backend = Backend(), stream: bool = True) -> None:
 
 
 def destroy(stack: str, backend: Backend = Backend(), stream: bool = True) -> None:
-    """Remove everything the stack created."""
+    """Remove everything the stack created. A staging stack's record of the revision its nodes
+    run goes back to unknown: its next containers are new, and the next preview configures all."""
     pulumi(["destroy", "--yes", "--skip-preview", "--stack", stack], backend, stream=stream)
+    store = StackState.of(backend.state, stack)
+    if store.staging() is not None:
+        store.save_staging(StagingRecord())
 
 
 def remove_stack(stack: str, backend: Backend = Backend()) -> None:

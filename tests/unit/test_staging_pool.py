@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.engines import stack
 from edge.model.change import ChangeError
-from edge.model.state import StackLocked, stack_lock
+from edge.model.state import StackLocked, StackState, StagingRecord, stack_lock
 from edge.workflow import preview as workflow_preview
 from edge.workflow.preview import free_staging, staging_pool
 
@@ -59,3 +60,14 @@ def test_a_busy_pool_is_refused_or_waited_for(tmp_path: Path,
     freed.join()
     held[0].__exit__(None, None, None)
     assert len(said) == 1 and "waiting for the first one freed" in said[0]
+
+
+def test_a_destroyed_staging_stack_is_at_no_revision(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its next containers are new: the next preview must configure every host of them."""
+    monkeypatch.setattr(stack, "pulumi", lambda *args, **kwargs: None)
+    StackState.of(tmp_path, "staging").save_staging(StagingRecord("abc", "abc", ["ns1"]))
+    stack.destroy("staging", stack.Backend(state=tmp_path), stream=False)
+    stack.destroy("lab", stack.Backend(state=tmp_path), stream=False)
+    assert StackState.of(tmp_path, "staging").staging() == StagingRecord()
+    assert not (tmp_path / "stacks" / "lab").exists()   # no record made for other stacks
