@@ -19,7 +19,7 @@ from edge.engines import docker_exec
 from edge.infra.bridge_filter import bridge_name
 from edge.infra.engines import client_for
 from edge.model.plan import LABEL_PROJECT, LABEL_PURPOSE, LABEL_STACK, PROJECT, StackPlan
-from edge.model.topology import FORBIDDEN, LOCAL_ENGINE, Endpoint
+from edge.model.topology import FORBIDDEN, LOCAL_ENGINE
 
 
 class AddressPlanError(RuntimeError):
@@ -114,8 +114,7 @@ def check_address_plan(plan: StackPlan, image: str,
     any engine the plan places nodes on (this one: `client`; the others through their API)."""
     found = conflicts(plan, taken_prefixes(plan.stack, client or docker_exec.client()))
     for name in sorted({node.engine for node in plan.nodes.values()} - {LOCAL_ENGINE}):
-        engine = plan.engines[name]
-        other = client_for(Endpoint(engine.endpoint, *(engine.tls or ("", "", ""))))
+        other = client_for(plan.engines[name].api())
         try:
             found += [f"{said} (on engine {name})" for said in conflicts(
                 plan, taken_prefixes(plan.stack, other, engine_routes(other, image, name)))]

@@ -28,7 +28,7 @@ def endpoints(plan: StackPlan) -> dict[str, Endpoint | None]:
     """Engine name -> its endpoint (None: the local engine), for every engine the plan uses."""
     found: dict[str, Endpoint | None] = {LOCAL_ENGINE: None}
     for name, engine in plan.engines.items():
-        found[name] = Endpoint(engine.endpoint, *(engine.tls or ("", "", "")))
+        found[name] = engine.api()
     return found
 
 

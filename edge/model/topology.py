@@ -139,6 +139,10 @@ class Engine:
     tls: tuple[str, str, str] | None
     line: int
 
+    def api(self) -> Endpoint:
+        """How its API is reached, with its TLS files."""
+        return Endpoint(self.endpoint, *(self.tls or ("", "", "")))
+
 
 @dataclass(frozen=True)
 class Topology:
