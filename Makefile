@@ -10,8 +10,9 @@ setup:
 up: setup
 	@$(PY) -m edge.cli up --stack $(STACK)
 
+# PYTEST_ARGS e.g. "--random-order-bucket=module --random-order-seed=33" (any order passes).
 test: setup
-	@$(PY) -m pytest
+	@$(PY) -m pytest $(PYTEST_ARGS)
 
 unit:
 	@$(PY) -m pytest tests/unit

@@ -63,11 +63,13 @@ def measure(runs: int) -> Figures:
                 figures["static_stage_s"].append(timed(
                     static_stage, LIVE, change.on(live), backend,
                     change_scope(change, live, stack.lab(LIVE, backend), backend)))
-                applied = run_apply(change, LIVE, CONTRACT, backend, progress=quiet)
+                applied = run_apply(change, LIVE, CONTRACT, backend, progress=quiet,
+                                    staging=STAGING)
                 if applied.outcome != "applied":
                     raise SystemExit(f"apply: {applied.outcome}: {applied.reasons}")
                 figures["apply_verify_s"].append(applied.verified_s)
-                rolled = run_apply(breaking, LIVE, CONTRACT, backend, force=True, progress=quiet)
+                rolled = run_apply(breaking, LIVE, CONTRACT, backend, force=True, progress=quiet,
+                                   staging=STAGING)
                 if rolled.outcome != "rolled-back":
                     raise SystemExit(f"forced breaking apply: {rolled.outcome}: {rolled.reasons}")
                 figures["rollback_detect_s"].append(rolled.detect_s)

@@ -87,6 +87,7 @@ def lane_address(address: str, use: str) -> str:
 
 
 CONFIGURED_STACK, CONFIGURED_SLOT = lane_stack("lab"), lane_slot("lab")
+STAGING, STAGING_SLOT = lane_stack("staging"), lane_slot("staging")
 REUSE = os.environ.get("EDGE_TEST_REUSE", "")
 TEST_LABELS = {LABEL_PURPOSE: "test"}
 RUN_RE = re.compile(r"(?P<pid>\d+)\.(?P<start>\d+)@(?P<host>.+)")
@@ -204,6 +205,19 @@ def lab(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     finally:
         stack.destroy(CONFIGURED_STACK, backend, stream=False)
         stack.remove_stack(CONFIGURED_STACK, backend)
+
+
+@pytest.fixture(scope="session")
+def staging(lab: Lab) -> Iterator[stack.Backend]:
+    """The session's staging stack (t-staging, the lane's slot) in the lab's state folder, shared
+    by the preview, apply and kill suites. One owner forgets it, once, at the session's end:
+    when each suite removed it on its own, whichever ran second failed on a stack that was gone.
+    """
+    backend = stack.Backend(state=lab.state)
+    stack.select_stack(STAGING, backend, stack_config(STAGING_SLOT))
+    yield backend
+    stack.destroy(STAGING, backend, stream=False)
+    stack.remove_stack(STAGING, backend)
 
 
 @pytest.fixture

@@ -483,12 +483,14 @@ class Apply:
         """Stop the converge, then back to the previous revision on the hosts it touched.
 
         Time-to-detect and time-to-restore count from the first failed probe of the flows that
-        went down (or from the decision, when only the converge or the verification failed)."""
+        went down (or from the decision, when only the converge or the verification failed).
+        The decision is marked before the cancelled converge has stopped: an Ansible task that
+        takes seconds to give up delays the restore, not the watchdog's detection."""
         self.cancel.set()
-        self.converged.wait()
-        touched = sorted(self.converge_result.touched) if self.converge_result else self.hosts
         result = self.result
         decided = self.watcher.mark("rollback", f"rolling back: {reason}").t
+        self.converged.wait()
+        touched = sorted(self.converge_result.touched) if self.converge_result else self.hosts
         first_failed = self.watcher.failing_since(result.broken)
         first_failed = decided if first_failed is None else first_failed
         result.detect_s = round(decided - first_failed, 2)

@@ -36,18 +36,10 @@ from edge.model.plan import LABEL_RUN, LABEL_STACK
 from edge.model.state import INJECTING, StackState
 from edge.workflow import daemons, drift
 from tests.cli.conftest import ROOT
-from tests.lab_fixtures import (
-    TEST_LABELS,
-    Lab,
-    lane_slot,
-    lane_stack,
-    remove_leftovers,
-    stack_config,
-)
+from tests.lab_fixtures import STAGING, TEST_LABELS, Lab, remove_leftovers
 
 pytestmark = pytest.mark.lab
 SIGNALS = pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
-STAGING = lane_stack("staging")
 
 
 class Edge:
@@ -329,16 +321,16 @@ def _preview_kill(lab: Lab, signum: int, word: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def staging(lab: Lab) -> Iterator[Path]:
-    """The staging stack's slot, and the stack destroyed at the end."""
-    stack.select_stack(STAGING, stack.Backend(lab.state), stack_config(lane_slot("staging")))
-    yield lab.state
-    stack.destroy(STAGING, stack.Backend(lab.state), stream=False)
-    stack.remove_stack(STAGING, stack.Backend(lab.state))
+def emptied_staging(staging: stack.Backend) -> Iterator[stack.Backend]:
+    """The session's staging stack, destroyed at this module's end (whatever the kills left,
+    the next preview brings up new containers); the session forgets it."""
+    yield staging
+    stack.destroy(STAGING, staging, stream=False)
 
 
 @SIGNALS
-def test_preview_during_staging_converge(lab: Lab, staging: Path, signum: int, outcome) -> None:
+def test_preview_during_staging_converge(lab: Lab, emptied_staging: stack.Backend, signum: int,
+                                         outcome) -> None:
     outcome(_preview_kill(lab, signum, "ansible-playbook"))
 
 

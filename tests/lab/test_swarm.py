@@ -11,7 +11,10 @@ where it was: in no Swarm, nothing of the Swarm's left.
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,6 +183,24 @@ def test_the_keystroke_replay_is_detected_and_undone_across_engines(
     assert replay.detected.startswith(f"{incident.expect_class} ({incident.expect_service})"), \
         replay.problems
     assert replay.green_after, replay.problems
+
+
+def test_the_e2e_suite_passes_on_the_split_lab(converged: tuple[ConvergeResult, Lab],
+                                               backend: stack.Backend) -> None:
+    """tests/e2e as it is, pointed at the split lab (EDGE_TEST_REUSE, as a user points it at a
+    stack of theirs): outside-in from vantages on both engines, every test run, none skipped."""
+    result, lab = converged
+    assert result.ok, result.errors
+    settle(expand(load_contract(ROOT / "contract.yaml"), lab), SETTLE_S)   # whichever ran before
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         str(ROOT / "tests" / "e2e")],
+        env=os.environ | {"EDGE_TEST_REUSE": STACK, "EDGE_STATE": str(backend.state)},
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    said = run.stdout + run.stderr
+    assert run.returncode == 0, said[-3000:]
+    summary = said.strip().splitlines()[-1]
+    assert re.fullmatch(r"\d+ passed in .*", summary), summary
 
 
 def test_the_address_plan_is_checked_against_each_engines_machine(engines) -> None:

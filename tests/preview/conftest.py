@@ -1,8 +1,9 @@
 """The staged copy shared by the preview and apply suites, and each example previewed once.
 
 The live stack is the session's configured lab (t-lab); the staged copy is t-staging (slot 24 in
-lane 0, see tests/lab_fixtures.py) in the same state folder, destroyed at the end of the session. Previews and applies break a copy
-or the live lab and roll it back: never under EDGE_TEST_REUSE (the user's own stack).
+lane 0) in the same state folder: the session's `staging` fixture (tests/lab_fixtures.py), which
+the kill suite shares. Previews and applies break a copy or the live lab and roll it back: never
+under EDGE_TEST_REUSE (the user's own stack).
 """
 
 from __future__ import annotations
@@ -13,22 +14,12 @@ from edge.engines import stack
 from edge.model.change import load_change
 from edge.workflow.apply import record_preview
 from edge.workflow.staged import Preview, config_digest, run_preview
-from tests.lab_fixtures import ROOT, Lab, lane_slot, lane_stack, stack_config
-
-STAGING, STAGING_SLOT = lane_stack("staging"), lane_slot("staging")
+from tests.lab_fixtures import ROOT, STAGING, STAGING_SLOT, Lab, stack_config
 
 
 @pytest.fixture(autouse=True)
 def _refused_on_a_reused_stack(breaks_the_lab: None) -> None:
     """Every test of this suite breaks the lab and rolls it back (see breaks_the_lab)."""
-
-
-@pytest.fixture(scope="session")
-def staging(lab: Lab):
-    backend = stack.Backend(state=lab.state)
-    yield backend
-    stack.destroy(STAGING, backend, stream=False)
-    stack.remove_stack(STAGING, backend)
 
 
 # The live lab's configuration digest right before and right after each example's preview,

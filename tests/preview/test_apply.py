@@ -29,8 +29,7 @@ from edge.model.state import AuditEvent, StackState
 from edge.workflow import rollout
 from edge.workflow.apply import ApplyResult, record_preview, run_apply
 from edge.workflow.staged import SAFE, UNSAFE, Preview, run_preview
-from tests.lab_fixtures import ROOT, Lab, stack_config
-from tests.preview.conftest import STAGING, STAGING_SLOT
+from tests.lab_fixtures import ROOT, STAGING, STAGING_SLOT, Lab, stack_config
 
 CONTRACT = load_contract(ROOT / "contract.yaml")
 DNS_DEFAULTS = "roles/dns/defaults/main.yml"

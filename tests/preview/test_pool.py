@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge.engines import stack
-from tests.lab_fixtures import ROOT, Lab, lane_slot, lane_stack, stack_config
-from tests.preview.conftest import STAGING, STAGING_SLOT
+from tests.lab_fixtures import ROOT, STAGING, STAGING_SLOT, Lab, lane_slot, lane_stack, stack_config
 
 STAGING2 = lane_stack("staging2")
 EXAMPLES = {"lb-wrong-bind": 1, "dns-ttl": 0}   # example -> the exit code its verdict gives

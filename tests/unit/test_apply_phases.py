@@ -220,6 +220,23 @@ def test_a_flow_going_down_rolls_back_exactly_the_touched_hosts(state: Path) -> 
     assert audited(state)["outcome"] == "rolled-back"
 
 
+def test_detection_does_not_wait_for_the_cancelled_converge_to_stop(state: Path) -> None:
+    """A converge that takes 5 s to give up after the cancel (an Ansible task mid-way) does not
+    count in the time the watchdog took to decide."""
+    preview(state)
+
+    def slow_to_stop(lab: FakeLab, cancel: threading.Event) -> ConvergeResult:
+        lab.watcher.break_flow("http-app-at-lb@lb1")
+        assert cancel.wait(10), "the watchdog never cancelled the converge"
+        lab.watcher.t += 5.0
+        return converged({"lb1"}, ok=False, errors=["cancelled"])
+
+    result = run(state, FakeLab(slow_to_stop))
+    assert result.outcome == "rolled-back"
+    # Marks at 11 (apply) and 12 (rollback, decided before the converge stopped at 17).
+    assert (result.detect_s, result.restore_s) == (0.5, 3.0)
+
+
 def test_a_must_block_flow_that_opens_rolls_back(state: Path) -> None:
     """The keystroke that deletes the firewall's ruleset breaks no must-work flow: the watchdog
     rolls it back because a must-block flow opened."""
