@@ -404,3 +404,30 @@ def test_the_converge_works_from_a_snapshot_never_from_the_checkout(tmp_path: Pa
     assert materialize(tree, tmp_path / "state", repo) == folder
 
 
+
+
+def test_the_live_stack_changed_while_the_preview_ran_is_an_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Someone converged live meanwhile: the verdict speaks of a stack that no longer exists."""
+    lab = StagedLab(monkeypatch, tmp_path, ["ns1"])
+    live = {"digest": "before"}
+    monkeypatch.setattr(preview_mod, "config_digest", lambda _: live["digest"])
+    lab.on_change = lambda: live.update(digest="touched")
+    result = lab.run()
+    assert (result.verdict, result.exit_code) == (ERROR, 2)
+    assert (result.live_digest, result.live_digest_after) == ("before", "touched")
+    assert result.reasons[-1] == ("the live stack 'lab' changed while the preview ran (someone "
+                                  "else is at work on it): preview again")
+
+
+def test_a_change_whose_configuration_fails_on_staging_is_unsafe(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A rendered configuration the daemon rejects (its validate step fails the task) never
+    reaches live: the converge's error is the reason, even with every flow still answering."""
+    lab = StagedLab(monkeypatch, tmp_path, ["lb1"])
+    lab.staged = ConvergeResult("failed", 1.0, {"lb1": HostResult(ok=3, failed=1)},
+                                ["lb1: haproxy -c: [ALERT] parsing [/etc/haproxy/haproxy.cfg:9]"])
+    result = lab.run()
+    assert (result.verdict, result.exit_code) == (UNSAFE, 1)
+    assert result.reasons[0] == ("the change does not apply: lb1: haproxy -c: [ALERT] parsing "
+                                 "[/etc/haproxy/haproxy.cfg:9]")
