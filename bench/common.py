@@ -27,8 +27,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.engines import cleanup, docker_exec, stack  # noqa: E402
+from edge.engines import cleanup, docker_exec, stack, swarm  # noqa: E402
 from edge.model.plan import LABEL_PURPOSE  # noqa: E402
+from edge.model.topology import load_topology  # noqa: E402
 from edge.workflow.up import UpResult, bring_up  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -57,6 +58,26 @@ def bench_stack(name: str, slot: int, purpose: str = "bench") -> Iterator[stack.
             stack.destroy(name, backend, stream=False)
             stack.remove_stack(name, backend)
             cleanup.remove({LABEL_PURPOSE: purpose})
+
+
+REFERENCE = ROOT / "topology" / "reference.yaml"
+# The Swarm of the benchmarks that use two engines: this engine and a second dockerd in a
+# container of this machine (slot 15's spare addresses, as the Swarm test's).
+SWARM, SWARM_SLOT, ENGINE = "hswarm-bench", 15, "engine2"
+
+
+@contextlib.contextmanager
+def second_engine() -> Iterator[str]:
+    """A Swarm of this engine and a second one (ENGINE) for the benchmark, left at the end;
+    yields the second engine's endpoint."""
+    host = docker_exec.client()
+    topology = load_topology(REFERENCE)
+    swarm.init(swarm.swarm_plan(topology, SWARM_SLOT, SWARM), host)
+    try:
+        swarm.join_local(topology, ENGINE, host)
+        yield swarm.members(host)[1].endpoint
+    finally:
+        swarm.leave(SWARM, host)
 
 
 def edge_up(stack_name: str, backend: stack.Backend) -> UpResult:

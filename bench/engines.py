@@ -18,16 +18,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, Figures, bench_stack, edge_up, main, report, timed
+from common import (
+    ENGINE,
+    REFERENCE,
+    ROOT,
+    Figures,
+    bench_stack,
+    edge_up,
+    main,
+    report,
+    second_engine,
+    timed,
+)
 
-from edge.engines import docker_exec, stack, swarm
-from edge.model.topology import load_topology
+from edge.engines import stack, swarm
 
 NAME = "engines"
 ONE, ONE_SLOT = "bench-edge", 20
 TWO, TWO_SLOT = "bench-split", 21
-SWARM, SWARM_SLOT, ENGINE = "hswarm-bench", 15, "engine2"
-REFERENCE = ROOT / "topology" / "reference.yaml"
 
 
 def one_lab(name: str, backend: stack.Backend, key: str, figures: Figures) -> None:
@@ -51,26 +59,19 @@ def measure(runs: int) -> Figures:
     figures: Figures = {f"{key}_{what}": [] for what in (
         "pulumi_up_s", "converge_s", "verify_s", "e2e_suite_s", "latency_ms")
         for key in ("one", "two")}
-    host = docker_exec.client()
-    topology = load_topology(REFERENCE)
-    swarm.init(swarm.swarm_plan(topology, SWARM_SLOT, SWARM), host)
-    try:
-        swarm.join_local(topology, ENGINE, host)
-        endpoint = swarm.members(host)[1].endpoint
-        with bench_stack(ONE, ONE_SLOT) as backend, tempfile.TemporaryDirectory() as tmp:
-            split = swarm.split_topology(REFERENCE, ENGINE, endpoint, Path(tmp) / "split.yaml")
-            stack.select_stack(TWO, backend, {"slot": str(TWO_SLOT), "purpose": "bench",
-                                              "topology": str(split)})
-            try:
-                for run in range(1, runs + 1):
-                    one_lab(ONE, backend, "one", figures)
-                    one_lab(TWO, backend, "two", figures)
-                    report(run, runs, figures)
-            finally:
-                stack.destroy(TWO, backend, stream=False)
-                stack.remove_stack(TWO, backend)
-    finally:
-        swarm.leave(SWARM, host)
+    with second_engine() as endpoint, bench_stack(ONE, ONE_SLOT) as backend, \
+            tempfile.TemporaryDirectory() as tmp:
+        split = swarm.split_topology(REFERENCE, ENGINE, endpoint, Path(tmp) / "split.yaml")
+        stack.select_stack(TWO, backend, {"slot": str(TWO_SLOT), "purpose": "bench",
+                                          "topology": str(split)})
+        try:
+            for run in range(1, runs + 1):
+                one_lab(ONE, backend, "one", figures)
+                one_lab(TWO, backend, "two", figures)
+                report(run, runs, figures)
+        finally:
+            stack.destroy(TWO, backend, stream=False)
+            stack.remove_stack(TWO, backend)
     return figures
 
 

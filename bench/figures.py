@@ -154,10 +154,10 @@ BENCHMARKS: tuple[Benchmark, ...] = (
                peer="one_latency_ms"),
     )),
     Benchmark("preview_pool", "four `edge preview` commands of different one-host changes "
-              "started at once: one staging stack against a pool of two (`--staging a,b`), both "
-              "on this machine's one engine and two cores", (
+              "started at once: one staging stack against a pool of two on two engines of a Swarm "
+              "(`--staging a,b`, b wholly on a second dockerd of this machine's two cores)", (
         Figure("one_staging_s", "all four verdicts, one staging stack (they take turns)"),
-        Figure("pool_of_two_s", "all four verdicts, a pool of two staging stacks",
+        Figure("pool_of_two_s", "all four verdicts, a pool of two staging stacks, one per engine",
                target="≤ 0.6× one stack", peer="one_staging_s"),
     )),
     Benchmark("molecule_peer", "`edge preview` of a one-host change to the loadbalancer role "

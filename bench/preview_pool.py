@@ -1,11 +1,12 @@
 """Benchmark (issue 13): four `edge preview` commands of different one-host changes started at
-once, on one staging stack (they take turns on its lock) against a pool of two staging stacks
-(`--staging a,b`: two at a time). Each staging stack is brought to the live revision by a first
-preview before any figure; the figures are the wall time until all four verdicts.
+once, on one staging stack (they take turns on its lock) against a pool of two staging stacks on
+two engines of a Swarm (`--staging a,b`, b placed wholly on the second engine by the topology's
+`placement.stacks`: two at a time). Each staging stack is brought to the live revision by a
+first preview before any figure; the figures are the wall time until all four verdicts.
 
-On this machine both staging stacks share one engine and two cores: the pool overlaps what a
-preview waits for (Pulumi, Ansible's round trips, probes, timers), not CPU. On engines of other
-machines each staging stack brings its own.
+On this machine the second engine is a dockerd in a container of the same two cores: the pool
+overlaps what a preview waits for (Pulumi, Ansible's round trips, probes, timers), not CPU. On
+engines of other machines each staging stack brings its own.
 
 Usage: .venv/bin/python bench/preview_pool.py [--runs N]
 """
@@ -19,13 +20,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, Figures, bench_stack, edge_up, main, report
+from common import (
+    ENGINE,
+    REFERENCE,
+    ROOT,
+    Figures,
+    bench_stack,
+    edge_up,
+    main,
+    report,
+    second_engine,
+)
 
-from edge.engines import stack
+from edge.engines import stack, swarm
 
 NAME = "preview_pool"
 LIVE, LIVE_SLOT = "bench-live", 18
-POOL = {"bench-staging": 19, "bench-staging2": 21}
+HERE, THERE = "bench-staging", "bench-staging2"    # the pool: THERE sits on ENGINE
+POOL = {HERE: 19, THERE: 21}
 CHANGES = ["dns-ttl", "lb2-health-checks-slower", "dns-lists-lbs-in-another-order",
            "border2-accepts-transit-too"]    # one-host changes, each SAFE
 
@@ -51,14 +63,19 @@ def previews_at_once(backend: stack.Backend, staging: str, changes: list[str], o
 def measure(runs: int) -> Figures:
     figures: Figures = {"one_staging_s": [], "pool_of_two_s": []}
     pool = ",".join(POOL)
-    with bench_stack(LIVE, LIVE_SLOT) as backend, tempfile.TemporaryDirectory() as tmp:
-        for name, slot in POOL.items():
-            stack.select_stack(name, backend, {"slot": str(slot), "purpose": "bench"})
+    with second_engine() as endpoint, bench_stack(LIVE, LIVE_SLOT) as backend, \
+            tempfile.TemporaryDirectory() as tmp:
+        # The live stack stays here; the topology only places THERE on the second engine.
+        topology = swarm.split_topology(REFERENCE, ENGINE, endpoint, Path(tmp) / "pool.yaml",
+                                        tiers=(), stacks={THERE: ENGINE})
+        for name, slot in {LIVE: LIVE_SLOT, **POOL}.items():
+            stack.select_stack(name, backend, {"slot": str(slot), "purpose": "bench",
+                                               "topology": str(topology)})
         try:
             edge_up(LIVE, backend)
             previews_at_once(backend, pool, CHANGES[:2], Path(tmp) / "warm")
             for run in range(1, runs + 1):
-                one = previews_at_once(backend, next(iter(POOL)), CHANGES, Path(tmp) / "one")
+                one = previews_at_once(backend, HERE, CHANGES, Path(tmp) / "one")
                 two = previews_at_once(backend, pool, CHANGES, Path(tmp) / "two")
                 figures["one_staging_s"].append(one)
                 figures["pool_of_two_s"].append(two)

@@ -443,10 +443,15 @@ def join_local(topology: Topology, engine: str, client: docker.DockerClient,
 SPLIT_TIERS = ("load balancing", "paas")
 
 
-def split_topology(topology: Path, engine: str, endpoint: str, out: Path) -> Path:
-    """Write to `out` the topology file `topology` with the tiers SPLIT_TIERS placed on `engine`
-    (reached at `endpoint`), for the Swarm test and benchmark; returns `out`."""
-    tiers = ", ".join(f"{tier}: {engine}" for tier in SPLIT_TIERS)
+def split_topology(topology: Path, engine: str, endpoint: str, out: Path, *,
+                   tiers: tuple[str, ...] = SPLIT_TIERS,
+                   stacks: dict[str, str] | None = None) -> Path:
+    """Write to `out` the topology file `topology` with `tiers` placed on `engine` (reached at
+    `endpoint`) and the `stacks` placed wholly on their engines, for the Swarm tests and
+    benchmarks; returns `out`."""
+    placement = [f"  {key}: {{{', '.join(f'{name}: {where}' for name, where in entries)}}}\n"
+                 for key, entries in (("tiers", [(t, engine) for t in tiers]),
+                                      ("stacks", sorted((stacks or {}).items()))) if entries]
     out.write_text(topology.read_text() + f'\nengines:\n  {engine}: {{endpoint: "{endpoint}"}}\n'
-                   f"placement:\n  tiers: {{{tiers}}}\n")
+                   "placement:\n" + "".join(placement))
     return out

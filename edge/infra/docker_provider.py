@@ -196,8 +196,8 @@ class NetworkProvider(_DockerProvider):
                                                  iprange=props.get("ip_range"))])
         if props.get("mtu"):
             if not (client.info().get("Swarm") or {}).get("ControlAvailable"):
-                raise RuntimeError(f"network {props['name']}: the stack's nodes are on several "
-                                   "engines, so its networks are Swarm overlays, and this engine "
+                raise RuntimeError(f"network {props['name']}: the stack has nodes on another "
+                                   "engine, so its networks are Swarm overlays, and this engine "
                                    "is no Swarm manager: run `edge swarm init` and `edge swarm "
                                    "join` first.")
             options = {MTU_OPTION: str(int(props["mtu"]) + VXLAN_OVERHEAD)}

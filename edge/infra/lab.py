@@ -5,10 +5,10 @@ storage unit and one container per node, and a `nodes` output that the Ansible i
 from: name, role, tier, container name and id, the address on each network, its static routes
 and how its links are shaped.
 
-A plan whose nodes sit on several engines (the topology's `placement:`) gets its networks as
-attachable internal Swarm overlays made on this engine (the manager), each interface LAB_MTU
-bytes so that a full frame still fits the underlay after VXLAN's header; each container and
-volume is made on its node's engine by the same providers.
+A plan with nodes on another engine (the topology's `placement:`: some nodes, or the whole
+stack) gets its networks as attachable internal Swarm overlays made on this engine (the
+manager), each interface LAB_MTU bytes so that a full frame still fits the underlay after
+VXLAN's header; each container and volume is made on its node's engine by the same providers.
 """
 
 from __future__ import annotations

@@ -103,8 +103,8 @@ class Lab:
 
     @property
     def spread(self) -> bool:
-        """Whether the nodes sit on more than one engine."""
-        return len({node.engine for node in self.nodes.values()}) > 1
+        """Whether any node sits on an engine other than this one (as the plan's `spread`)."""
+        return any(node.engine != LOCAL for node in self.nodes.values())
 
     def with_role(self, role: str) -> list[Node]:
         """The nodes of a role, by name."""

@@ -80,8 +80,11 @@ class StackPlan:
 
     @property
     def spread(self) -> bool:
-        """Nodes on more than one engine: the lab networks must be Swarm overlays."""
-        return len({node.engine for node in self.nodes.values()}) > 1
+        """Nodes on an engine other than this one (on several, or all on another): the lab
+        networks are Swarm overlays made here, on the manager. A stack wholly on another engine
+        is made the same way, so nothing on that machine's host (bridges, their iptables rules)
+        is ever edge's to make or clean up."""
+        return any(node.engine != LOCAL_ENGINE for node in self.nodes.values())
 
     def labels(self, **extra: str) -> dict[str, str]:
         """Labels that mark a Docker object as this stack's, so leftovers are found by label."""
@@ -161,7 +164,7 @@ def stack_plan(topology: Topology, stack: str, slot: int, purpose: str = "lab",
             routes=tuple(routes), dns=tuple(dns),
             volumes={volumes[v]: mount for v, mount in node.volumes.items()},
             sysctls=sysctls, capabilities=tuple(sorted(role.capabilities)), link=node.link,
-            engine=topology.engine_of(node.name),
+            engine=topology.engine_of(node.name, stack),
         )
     engines = {n.engine: topology.engines[n.engine] for n in nodes.values()
                if n.engine != LOCAL_ENGINE}

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.model.datafile import Mapping, Reader, kind, load_checked
+from edge.model.datafile import NAME_RE, Mapping, Reader, kind, load_checked
 
 PUBLIC_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 INTERNAL_RANGE = ipaddress.IPv4Network("10.0.0.0/8")
@@ -160,15 +160,14 @@ class Topology:
     engines: dict[str, Engine] = field(default_factory=dict)
     # node -> engine name, for every node when the file has `placement:`; empty means all local.
     placement: dict[str, str] = field(default_factory=dict)
+    # stack -> engine name: every node of that stack there (`placement.stacks`), so that one
+    # topology serves a live stack here and a staging stack of a pool on another engine.
+    stack_engines: dict[str, str] = field(default_factory=dict)
 
-    def engine_of(self, node: str) -> str:
-        """The engine a node's container is created on."""
-        return self.placement.get(node, LOCAL_ENGINE)
-
-    @property
-    def spread(self) -> bool:
-        """True when the nodes sit on more than one engine (the lab needs overlay networks)."""
-        return len({self.engine_of(node) for node in self.nodes}) > 1
+    def engine_of(self, node: str, stack: str = "") -> str:
+        """The engine a node's container is created on in `stack`: the stack's own engine
+        when the topology gives it one, else the node's placement."""
+        return self.stack_engines.get(stack) or self.placement.get(node, LOCAL_ENGINE)
 
 
 def load_topology(path: Path | str) -> Topology:
@@ -252,10 +251,11 @@ def _validate(r: Reader, doc: Mapping) -> Topology:
 
     nodes = _validate_nodes(r, r.mapping(doc, "nodes", "nodes"), roles, networks, volumes)
     engines = _engines(r, r.mapping(doc, "engines", "engines", required=False))
-    placement = (_placement(r, r.mapping(doc, "placement", "placement"), engines, roles, nodes)
-                 if "placement" in doc else {})
+    placement, stack_engines = (
+        _placement(r, r.mapping(doc, "placement", "placement"), engines, roles, nodes)
+        if "placement" in doc else ({}, {}))
     return Topology(r.path, zone, public, internal, dict(slot_map), roles, networks, volumes,
-                    nodes, engines, placement)
+                    nodes, engines, placement, stack_engines)
 
 
 def _engines(r: Reader, engine_map: Mapping) -> dict[str, Engine]:
@@ -309,13 +309,15 @@ def _tls_files(r: Reader, spec: Mapping, where: str) -> tuple[str, str, str]:
 
 
 def _placement(r: Reader, spec: Mapping, engines: dict[str, Engine], roles: dict[str, Role],
-               nodes: dict[str, Node]) -> dict[str, str]:
-    """`placement: {tiers: {TIER: ENGINE}, nodes: {NODE: ENGINE}}`: every node's engine, a node's
-    own entry winning over its tier's, `local` for the rest."""
+               nodes: dict[str, Node]) -> tuple[dict[str, str], dict[str, str]]:
+    """`placement: {tiers: {TIER: ENGINE}, nodes: {NODE: ENGINE}, stacks: {STACK: ENGINE}}`:
+    every node's engine (a node's own entry winning over its tier's, `local` for the rest), and
+    the stacks that sit wholly on one engine (winning over both)."""
     for key in spec:
-        if key not in ("tiers", "nodes"):
+        if key not in ("tiers", "nodes", "stacks"):
             r.fail(spec, f"placement.{key}", "unknown placement setting",
-                   "Use only `tiers:` (tier -> engine) and `nodes:` (node -> engine).", str(key))
+                   "Use only `tiers:` (tier -> engine), `nodes:` (node -> engine) and "
+                   "`stacks:` (stack -> engine).", str(key))
     known = sorted(engines) + [LOCAL_ENGINE]
 
     def engine(where: Mapping, field: str, key: str) -> str:
@@ -336,13 +338,21 @@ def _placement(r: Reader, spec: Mapping, engines: dict[str, Engine], roles: dict
         if node not in nodes:
             r.fail(by_node, f"placement.nodes.{node}", f"unknown node '{node}'",
                    f"Use one of: {', '.join(sorted(nodes))}.", str(node))
-    if not by_tier and not by_node:
+    by_stack = r.mapping(spec, "stacks", "placement.stacks", required=False)
+    for stack in by_stack:
+        if not isinstance(stack, str) or not NAME_RE.match(stack):
+            r.fail(by_stack, f"placement.stacks.{stack}", f"'{stack}' is not a stack name",
+                   "Use the stack's name: lower-case letters, digits and '-', starting with a "
+                   "letter.", str(stack))
+    if not by_tier and not by_node and not by_stack:
         r.fail(spec, "placement", "places nothing",
-               "Add `tiers:` or `nodes:` entries, or remove `placement:`.", None)
+               "Add `tiers:`, `nodes:` or `stacks:` entries, or remove `placement:`.", None)
     tier_engine = {t: engine(by_tier, f"placement.tiers.{t}", t) for t in by_tier}
     node_engine = {n: engine(by_node, f"placement.nodes.{n}", n) for n in by_node}
-    return {name: node_engine.get(name) or tier_engine.get(roles[node.role].tier, LOCAL_ENGINE)
-            for name, node in nodes.items()}
+    stack_engine = {s: engine(by_stack, f"placement.stacks.{s}", s) for s in by_stack}
+    placed = ({name: node_engine.get(name) or tier_engine.get(roles[node.role].tier, LOCAL_ENGINE)
+               for name, node in nodes.items()} if by_tier or by_node else {})
+    return placed, stack_engine
 
 
 def _capabilities(r: Reader, spec: Mapping, field: str) -> dict[str, str]:

@@ -2,8 +2,8 @@
 rely on, through `edge` as a subprocess. 0: done and green; 1: the answer is no (an apply
 rolled back); 2: refused.
 
-`edge` is pointed at the lab's state folder through EDGE_STATE; until the CLI honours it, these
-tests are expected failures (said once per test, by `lab_state`).
+`edge` is pointed at the lab's state folder through EDGE_STATE (`lab_state` checks that it
+reads the lab's state there, not the checkout's).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import pytest
 
 from edge.model.revision import load_live
 from edge.model.state import StackState
-from tests.cli.conftest import edge, honours_edge_state
+from edge.workflow.staged import config_digest
+from tests.cli.conftest import edge, error_line, honours_edge_state
 from tests.lab_fixtures import Lab
 
 pytestmark = pytest.mark.lab
@@ -49,6 +50,40 @@ def test_watch_of_a_green_lab_raises_nothing_and_exits_0(lab: Lab, lab_state: Pa
     proc = run(lab, lab_state, "watch", "--seconds", "3")
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"^\d+ probes, 0 alarms raised$", proc.stderr, re.M), proc.stderr
+
+
+def test_watch_of_a_lab_losing_its_load_balancers_raises_and_exits_1(
+        lab: Lab, lab_state: Path, breaks_the_lab: None) -> None:
+    """Both load balancers stopped: the outside loses the apps, the watch says so, exit 1."""
+    try:
+        for node in ("lb1", "lb2"):
+            injected = run(lab, lab_state, "fault", "inject", "stop", node)
+            assert injected.returncode == 0, injected.stderr
+        proc = run(lab, lab_state, "watch", "--seconds", "3")
+    finally:
+        cleared = run(lab, lab_state, "fault", "clear")
+    assert proc.returncode == 1, proc.stderr
+    assert "EXTERNAL OUTAGE" in proc.stderr, proc.stderr
+    assert re.search(r"^\d+ probes, [1-9]\d* alarms raised$", proc.stderr, re.M), proc.stderr
+    assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+
+
+def test_converge_check_of_the_lab_changes_nothing_and_exits_0(lab: Lab, lab_state: Path) -> None:
+    before = config_digest(lab.view)
+    proc = run(lab, lab_state, "converge", "--check")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    revision = load_live(lab.state, lab.stack).id
+    assert re.search(rf"^converge of '{lab.stack}' to revision {revision}: successful, \d+ "
+                     r"changed, ", proc.stdout, re.M), proc.stdout[-2000:]
+    assert config_digest(lab.view) == before, "check mode changed the lab"
+
+
+def test_a_fault_on_a_node_that_does_not_exist_is_one_line_and_exit_2(
+        lab: Lab, lab_state: Path) -> None:
+    proc = run(lab, lab_state, "fault", "inject", "stop", "lb9")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "lb9" in error_line(proc)
+    assert run(lab, lab_state, "fault", "list").stdout.strip() == "no active fault"
 
 
 def test_up_of_the_running_lab_exits_0(lab: Lab, lab_state: Path, breaks_the_lab: None) -> None:
@@ -124,3 +159,31 @@ def test_a_replay_whose_alarm_never_comes_fails_with_exit_1(
     assert run(lab, lab_state, "verify").returncode == 0
     report = json.loads((tmp_path / "report" / "replay.json").read_text())
     assert report["ok"] is False and report["detected"] == "", report
+
+
+# An incident whose alarm must come: both name servers stop, so outside users lose DNS.
+BOTH_NAME_SERVERS = """\
+replays:
+  both-ns-down:
+    description: Both name servers stop.
+    inject:
+      - {fault: stop, node: ns1}
+      - {fault: stop, node: ns2}
+    expect: {class: EXTERNAL OUTAGE, service: dns, within_s: 5}
+    hold_s: 1
+"""
+
+
+def test_a_replay_whose_alarm_comes_passes_with_exit_0(
+        lab: Lab, lab_state: Path, tmp_path: Path, breaks_the_lab: None) -> None:
+    catalog = tmp_path / "replays.yaml"
+    catalog.write_text(BOTH_NAME_SERVERS)
+    proc = run(lab, lab_state, "replay", "both-ns-down", "--catalog", str(catalog),
+               "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"^PASS: both-ns-down: detected EXTERNAL OUTAGE \(dns\): .* in [\d.]+s; "
+                     r"recovered in [\d.]+s$", proc.stdout, re.M), proc.stdout[-3000:]
+    report = json.loads((tmp_path / "report" / "replay.json").read_text())
+    assert report["ok"] is True and report["green_after"] is True, report
+    assert report["detected"].startswith("EXTERNAL OUTAGE (dns): ") and report["alarm_events"]
+    assert run(lab, lab_state, "fault", "list").stdout.strip() == "no active fault"

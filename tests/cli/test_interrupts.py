@@ -149,7 +149,7 @@ def outcome(record_property) -> Callable[[str], None]:
 
 
 @SIGNALS
-def test_converge(lab: Lab, signum: int, outcome) -> None:
+def test_converge(lab: Lab, signum: int, breaks_the_lab: None, outcome) -> None:
     run = Edge(lab, "converge")
     run.kill_when("ansible-playbook", lambda: run.running("ansible-playbook"), signum)
     seen = half_changed(lab)
@@ -330,7 +330,7 @@ def emptied_staging(staging: stack.Backend) -> Iterator[stack.Backend]:
 
 @SIGNALS
 def test_preview_during_staging_converge(lab: Lab, emptied_staging: stack.Backend, signum: int,
-                                         outcome) -> None:
+                                         breaks_the_lab: None, outcome) -> None:
     outcome(_preview_kill(lab, signum, "ansible-playbook"))
 
 

@@ -134,7 +134,8 @@ def test_axfr_with_the_key_succeeds(lab: Lab) -> None:
     assert sorted(r[4] for r in records if r[0] == f"api.{zone}." and r[3] == "A") == lbs
 
 
-def test_converge_is_idempotent_and_a_change_bumps_the_serial_on_both(lab: Lab) -> None:
+def test_converge_is_idempotent_and_a_change_bumps_the_serial_on_both(
+        lab: Lab, breaks_the_lab: None) -> None:
     """Unchanged data keeps the serial (changed=0); a new record raises it and ns2 follows."""
     before = wait_for_equal_serials(lab)
     again = configure.converge(lab.stack, lab.state, limit="role_dns,role_resolver",

@@ -117,7 +117,7 @@ def test_fault_breaks_its_flows_and_undo_restores_the_contract(
 def test_netem_delays_one_node_and_drops_everything_at_another(lab: Lab, flows: list[Flow],
                                                               tmp_path: Path) -> None:
     """lb1's flows wait at least the delay; ns1's, on the same network, are not held by it:
-    each is compared with the same flow measured just before, without the fault."""
+    in the same round, every ns1 flow answers faster than every delayed one."""
     delay_ms = 300
     watched = [f for f in flows if http_at("lb1")(f) or http_at("lb2")(f) or dns_at("ns1")(f)]
     before = run_flows(watched)
@@ -135,8 +135,11 @@ def test_netem_delays_one_node_and_drops_everything_at_another(lab: Lab, flows: 
     assert all(r.latency_ms > delay_ms for r in slow), [(r.flow.name, r.latency_ms) for r in slow]
     assert [r.flow.name for r in dropped if r.ok] == []
     assert failing(spared) == []
+    # Spared: each ns1 flow stays faster than every flow the delay hit, in the same round (no
+    # absolute margin, which a busy machine's own slowness could eat).
     added = {r.flow.name: (without[r.flow.name], r.latency_ms) for r in spared}
-    assert all(during - earlier < delay_ms for earlier, during in added.values()), added
+    assert max(r.latency_ms for r in spared) < min(r.latency_ms for r in slow), \
+        (added, [(r.flow.name, r.latency_ms) for r in slow])
 
 
 def border_view(lab: Lab) -> tuple[str, BgpPeer]:

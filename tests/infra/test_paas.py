@@ -111,7 +111,7 @@ def test_each_dea_answers_with_its_own_instance(lab: Lab, app: dict[str, Any]) -
         assert get(lab, f"http://{lab.address(node, 'paas')}:{app['port']}/healthz") == (200, "ok")
 
 
-def test_storage_loss_takes_the_api_down_but_not_the_apps(lab: Lab) -> None:
+def test_storage_loss_takes_the_api_down_but_not_the_apps(lab: Lab, breaks_the_lab: None) -> None:
     """The database vanishes from the volume: 503 with a JSON reason, no restart of the
     controller, the apps keep answering; once the file is back, everything is healthy again."""
     controller = host_of(lab, "controller")

@@ -11,6 +11,7 @@ where it was: in no Swarm, nothing of the Swarm's left.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import subprocess
@@ -31,13 +32,18 @@ from edge.model.contract import expand, load_contract
 from edge.model.lab import Lab
 from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
 from edge.model.topology import Endpoint, load_topology
-from edge.workflow import daemons, doctor
+from edge.workflow import daemons, doctor, up
 from edge.workflow.replay import load_catalog, run_replay
 from tests.lab_fixtures import ROOT, stack_config
 
 SLOT = 15
 SETTLE_S = 60.0   # after the first converge: BGP sessions, health checks, zone transfers
 SWARM, STACK, ENGINE = "hswarm-t", "hswarm-split", "engine2"
+# A pool of two staging stacks of the split topology: one here, one wholly on ENGINE
+# (`placement.stacks`), at slots no test lane or benchmark uses.
+STAGE, STAGE_THERE = "hswarm-stage", "hswarm-stage2"
+POOL_SLOTS = {STAGE: 26, STAGE_THERE: 29}
+PREVIEWS = {"lb-wrong-bind": 1, "dns-ttl": 0}   # example -> the exit code its verdict gives
 REFERENCE = ROOT / "topology" / "reference.yaml"
 
 
@@ -72,7 +78,8 @@ def split(engines: dict[str, docker.DockerClient], backend: stack.Backend,
     """The reference lab, split over the two engines, brought up as stack STACK."""
     endpoint = swarm.members(engines["local"])[1].endpoint
     path = tmp_path_factory.mktemp("swarm") / "split.yaml"
-    swarm.split_topology(REFERENCE, ENGINE, endpoint, path)
+    swarm.split_topology(REFERENCE, ENGINE, endpoint, path, stacks={STAGE: "local",
+                                                                    STAGE_THERE: ENGINE})
     stack.select_stack(STACK, backend, stack_config(SLOT) | {"topology": str(path)})
     try:
         stack.up(STACK, backend, stream=False)
@@ -201,6 +208,49 @@ def test_the_e2e_suite_passes_on_the_split_lab(converged: tuple[ConvergeResult, 
     assert run.returncode == 0, said[-3000:]
     summary = said.strip().splitlines()[-1]
     assert re.fullmatch(r"\d+ passed in .*", summary), summary
+
+
+@pytest.fixture(scope="module")
+def pool(converged: tuple[ConvergeResult, Lab], split: Path,
+         backend: stack.Backend) -> Iterator[str]:
+    """The split lab as a live stack (its revision recorded by `edge converge`) and its pool of
+    two staging stacks, each with its slot and the split topology; both destroyed at the end."""
+    result, _ = up.converge(STACK, backend=backend)
+    assert result.ok, result.errors
+    for name, slot in POOL_SLOTS.items():
+        stack.select_stack(name, backend, stack_config(slot) | {"topology": str(split)})
+    try:
+        yield ",".join(POOL_SLOTS)
+    finally:
+        for name in POOL_SLOTS:
+            try:
+                stack.destroy(name, backend, stream=False)
+            finally:
+                stack.remove_stack(name, backend)
+
+
+def test_two_previews_at_once_on_a_pool_over_two_engines(engines, pool: str,
+                                                          backend: stack.Backend,
+                                                          tmp_path: Path) -> None:
+    """Two `edge preview` commands at once on a pool whose second stack sits wholly on the
+    second engine: each takes one stack, so one preview runs there while the other runs here;
+    the breaking example is UNSAFE and the benign one SAFE wherever it ran."""
+    runs = {name: subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "preview",
+         str(ROOT / "changes" / "examples" / f"{name}.yaml"), "--stack", STACK,
+         "--staging", pool, "--out", str(tmp_path / name)],
+        cwd=ROOT, env={**os.environ, "EDGE_STATE": str(backend.state)}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name in PREVIEWS}
+    said = {name: run.communicate(timeout=1800) for name, run in runs.items()}
+    for name, code in PREVIEWS.items():
+        assert runs[name].returncode == code, f"{name}:\n{said[name][0]}\n{said[name][1][-3000:]}"
+    taken = {name: json.loads((tmp_path / name / "preview.json").read_text())["staging"]
+             for name in PREVIEWS}
+    assert sorted(taken.values()) == sorted(POOL_SLOTS), taken
+    for name, client in engines.items():
+        found = {c.labels[LABEL_STACK] for c in client.containers.list(
+            filters={"label": f"{LABEL_STACK}"}) if c.labels[LABEL_STACK] in POOL_SLOTS}
+        assert found == ({STAGE_THERE} if name == ENGINE else {STAGE}), (name, found)
 
 
 def test_the_address_plan_is_checked_against_each_engines_machine(engines) -> None:

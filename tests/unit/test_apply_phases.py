@@ -5,7 +5,9 @@ file of its own there."""
 
 from __future__ import annotations
 
+import getpass
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -218,6 +220,23 @@ def test_a_flow_going_down_rolls_back_exactly_the_touched_hosts(state: Path) -> 
     # Marks at 11 (apply) and 12 (rollback); the flow failed at 11.5; green 2.5 s after 12.
     assert (result.detect_s, result.restore_s) == (0.5, 3.0)
     assert audited(state)["outcome"] == "rolled-back"
+
+
+def test_the_audit_line_says_when_who_what_and_the_figures(state: Path) -> None:
+    """What a reviewer reads after an incident: when, who, which stack and change, the preview
+    it went through, the revisions, the hosts and the watchdog's figures."""
+    preview(state)
+    started = datetime.now(timezone.utc)
+    result = run(state, FakeLab(breaks("http-app-at-lb@lb1", touched={"lb1"})))
+    line = StackState.of(state, "lab").audit()[-1].to_json()
+    when = datetime.fromisoformat(line.pop("when"))
+    assert started - timedelta(seconds=1) <= when <= datetime.now(timezone.utc), when
+    assert line == {
+        "stack": "lab", "user": getpass.getuser(), "action": "apply",
+        "change": CHANGE.digest, "description": "a change", "forced": False, "preview": "SAFE",
+        "outcome": "rolled-back", "from": LIVE.id, "to": LIVE.id, "reasons": result.reasons,
+        "contract": file_digest(state / "contract.yaml"), "hosts": SCOPE,
+        "detect_s": 0.5, "restore_s": 3.0, "verified_s": None}
 
 
 def test_detection_does_not_wait_for_the_cancelled_converge_to_stop(state: Path) -> None:

@@ -38,7 +38,7 @@ def with_text(tmp_path: Path, extra: str, old: str = "", new: str = "") -> Path:
 
 def test_no_placement_is_every_node_on_the_local_engine() -> None:
     topo = load_topology(REFERENCE)
-    assert topo.engines == {} and topo.placement == {} and not topo.spread
+    assert topo.engines == {} and topo.placement == {} and topo.stack_engines == {}
     assert {topo.engine_of(node) for node in topo.nodes} == {LOCAL_ENGINE}
 
 
@@ -47,7 +47,6 @@ def test_tiers_and_nodes_place_nodes_node_entries_winning(tmp_path: Path) -> Non
     on_second = {n for n in topo.nodes if topo.engine_of(n) == "second"}
     assert on_second == {"lb1", "lb2", "controller", "dea1", "dea2"}
     assert topo.engine_of("inside") == LOCAL_ENGINE   # a paas node, placed by name
-    assert topo.spread
     assert topo.engines["second"].endpoint == "unix:///run/edge-engine/docker.sock"
 
 
@@ -84,6 +83,10 @@ def test_tls_files_resolve_relative_to_the_topology(tmp_path: Path) -> None:
     (SPLIT.replace("  nodes: {inside: local}\n", "  engine: second\n"), "placement.engine",
      "engine: second", "unknown placement setting"),
     ("\nplacement: {}\n", "placement", "placement: {}", "places nothing"),
+    (SPLIT + "  stacks: {staging-b: third}\n", "placement.stacks.staging-b", "third",
+     "unknown engine 'third'"),
+    (SPLIT + "  stacks: {Staging_B: second}\n", "placement.stacks.Staging_B", "Staging_B",
+     "is not a stack name"),
     ("\nplacement:\n  nodes: {lb1: second}\n", "placement.nodes.lb1", "lb1: second",
      "unknown engine 'second'"),
     ("\nengines: [second]\n", "engines", "engines: [second]", "expected a mapping"),
@@ -135,6 +138,24 @@ def test_spread_plan_places_nodes_and_keeps_only_the_engines_used(tmp_path: Path
     assert plan.spread and set(plan.engines) == {"second"}
     assert plan.nodes["lb1"].engine == "second" and plan.nodes["border"].engine == LOCAL_ENGINE
     assert not stack_plan(load_topology(REFERENCE), "hswarm-u", 15).spread
+
+
+def test_a_stack_placed_on_an_engine_has_every_node_there(tmp_path: Path) -> None:
+    """`placement.stacks` puts a whole stack (a staging stack of a pool) on one engine; the
+    other stacks of the same topology keep the per-node placement, here none: all local."""
+    extra = ('\nengines:\n  second: {endpoint: "unix:///run/edge-engine/docker.sock"}\n'
+             "placement:\n  stacks: {staging-b: second}\n")
+    topo = load_topology(with_text(tmp_path, extra))
+    assert topo.placement == {} and topo.stack_engines == {"staging-b": "second"}
+    remote, here = (stack_plan(topo, name, 15) for name in ("staging-b", "staging-a"))
+    assert {n.engine for n in remote.nodes.values()} == {"second"}
+    assert remote.spread and set(remote.engines) == {"second"}   # overlays, made on the manager
+    assert {n.engine for n in here.nodes.values()} == {LOCAL_ENGINE}
+    assert not here.spread and here.engines == {}
+    # Over a per-node placement too: the stack's own engine wins.
+    both = load_topology(with_text(tmp_path, SPLIT + "  stacks: {staging-b: local}\n"))
+    assert {n.engine for n in stack_plan(both, "staging-b", 15).nodes.values()} == {LOCAL_ENGINE}
+    assert stack_plan(both, "staging-a", 15).nodes["lb1"].engine == "second"
 
 
 def test_swarm_picks_its_own_addresses_only_where_no_node_is(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A preview's reports as CI and people read them, from Preview objects built here (no lab).
+"""A preview's reports (and a replay's replay.json) as CI and people read them, from objects built here (no lab).
 
 JUnit XML is what a CI server turns into red or green: the file is validated against the common
 JUnit schema (tests/unit/fixtures/junit.xsd) and its counts must be those of the test cases it
@@ -21,11 +21,14 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from edge.lab.events import Alarm, Event, Sample
 from edge.lab.probes import Result
 from edge.model.change import Change
 from edge.model.contract import Flow
 from edge.report.html import preview_html
 from edge.report.preview import preview_json, preview_junit, write_reports
+from edge.report.replay import replay_json
+from edge.workflow.replay import Incident, ReplayResult
 from edge.workflow.staged import ERROR, NOOP, SAFE, UNSAFE, Preview, compare
 
 SCHEMA = Path(__file__).parent / "fixtures" / "junit.xsd"
@@ -273,6 +276,35 @@ def test_preview_json_holds_every_field_as_plain_data() -> None:
                                 "must": "work", "outcome": "timeout", "ok": False,
                                 "reason": "timed out", "latency_ms": 12.5, "detail": {}}
     assert preview_json(preview(ERROR, [], scope=None))["exit_code"] == 2
+
+
+def test_replay_json_holds_every_field_as_plain_data() -> None:
+    """replay.json is for scripts (CI turns `ok` into red or green): every figure of the replay,
+    the expectation it was judged against, and the timeline as data."""
+    incident = Incident("ns-both-down", "both name servers stop", (), "EXTERNAL OUTAGE", "dns",
+                        2.0, quiet=("apps",), drift=("ns1",))
+    outage = Alarm("EXTERNAL OUTAGE", "dns", ("dns-api-at-nameserver@ns1",))
+    result = ReplayResult(
+        incident, detected=str(outage), detect_s=0.8, drift="DRIFT (ns1)", drift_s=1.5,
+        recover_s=4.25, green_after=True,
+        events=[Event(0.0, "fault", "inject: stop ns1"), Event(0.8, "alarm", alarm=outage),
+                Event(3.0, "restore", "restore: undo every fault"), Event(7.25, "green", "ok")],
+        samples=[Sample("dns-api-at-nameserver@ns1", "client", 0.5, False, "timeout", 500.0),
+                 Sample("dns-api-at-nameserver@ns1", "client", 7.0, True, "answered", 1.2)])
+    data = json.loads(json.dumps(replay_json(result)))
+    assert data == {
+        "incident": "ns-both-down", "description": "both name servers stop",
+        "expected": {"class": "EXTERNAL OUTAGE", "service": "dns", "within_s": 2.0,
+                     "quiet": ["apps"]},
+        "ok": True, "problems": [], "detected": str(outage), "detect_s": 0.8,
+        "drift": "DRIFT (ns1)", "drift_s": 1.5, "recover_s": 4.25, "green_after": True,
+        "events": [e.to_json() for e in result.events], "alarm_events": 1, "samples": 2,
+        "failed_samples": 1}
+    assert data["events"][1] == {"t": 0.8, "kind": "alarm", "label": str(outage),
+                                 "class": "EXTERNAL OUTAGE", "service": "dns",
+                                 "flows": ["dns-api-at-nameserver@ns1"], "was": ""}
+    failed = replay_json(ReplayResult(incident, problems=["detected nothing"]))
+    assert (failed["ok"], failed["detected"], failed["detect_s"]) == (False, "", None)
 
 
 def test_write_reports_writes_the_three_files(tmp_path: Path) -> None:

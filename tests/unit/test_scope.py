@@ -1,4 +1,4 @@
-"""edge/workflow/scope.py decides which hosts a preview checks and stages, and which an apply converges
+"""edge/model/scope.py decides which hosts a preview checks and stages, and which an apply converges
 and rolls back: a host left out of the scope is never checked, and a rollback never reaches it.
 
 Each rule is tried on a small roles tree written here (so the rules, not today's roles, are
