@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,13 +139,18 @@ def test_a_safe_change_is_applied_then_its_preview_is_stale(
         previews: dict[str, Preview]) -> None:
     assert previewed(lab, previews, "dns-ttl").verdict == SAFE
     change = example(lab, "dns-ttl")
-    result = apply(lab, backend, change)
-    assert result.outcome == "applied", result.reasons
+    # Through the command, as users and scripts meet it: exit 0 and the outcome line.
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "apply", str(change.path), "--stack", lab.stack,
+         "--staging", STAGING], cwd=ROOT, env={**os.environ, "EDGE_STATE": str(lab.state)},
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     after = live(lab)
-    assert after.id == result.revision != live_restored.id
-    assert after.vars["dns_ttl"] == 60
-    assert result.verified_s is not None and not any(e.kind == "rollback" for e in result.events)
+    assert proc.stdout.startswith(f"APPLIED: change {change.digest} on '{lab.stack}', now at "
+                                  f"revision {after.id}"), proc.stdout
+    assert after.id != live_restored.id and after.vars["dns_ttl"] == 60
     entry = audited(lab, change)
+    assert entry.details["verified_s"] is not None and entry.details["reasons"] == []
     assert (entry.details["outcome"], entry.details["preview"], entry.details["from"],
             entry.details["to"]) == ("applied", SAFE, live_restored.id, after.id)
     again = apply(lab, backend, change)
