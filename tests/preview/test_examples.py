@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from edge.engines import stack
+from edge.model.change import load_change
 from edge.report.html import preview_html
 from edge.report.preview import preview_junit, preview_table
-from edge.workflow.staged import SAFE, UNSAFE, Preview
+from edge.workflow.staged import SAFE, UNSAFE, Preview, run_preview
 from tests.conftest import ROOT, Lab
+from tests.lab_fixtures import STAGING, STAGING_SLOT, stack_config
 from tests.preview.conftest import live_digests
 
 EXAMPLES = sorted((ROOT / "changes" / "examples").glob("*.yaml"))
@@ -239,3 +242,21 @@ def test_an_effect_that_waits_for_a_timer_is_watched_out(previews: dict[str, Pre
     # A change whose roles declare no timer is watched for the few rounds the latency rule needs.
     assert previews["border2-slower-still"].window.seconds == 0
     assert "declare no timer" in previews["border2-slower-still"].watched()
+
+
+def test_the_primary_moving_back_to_a_node_beats_every_serial_served(
+        lab: Lab, staging: stack.Backend) -> None:
+    """Found by a random order (seed 55): the primary moves to ns2, back to ns1, the zone changes
+    and comes back, and the primary moves to ns2 again. ns2 finds its zone file of its first time
+    as primary, the same content to the byte, and kept that file's serial: below what ns1 had
+    served since, so ns1, now its secondary, would never transfer the zone again, and the preview
+    rightly said UNSAFE of a SAFE change. The new primary's serial must beat every serial served
+    (roles/dns/tasks/main.yml), so the same sequence stays SAFE on every preview."""
+    def preview(name: str) -> Preview:
+        change = load_change(ROOT / "changes" / "examples" / f"{name}.yaml", set(lab.view.nodes))
+        return run_preview(change, lab.stack, STAGING, ROOT / "contract.yaml", staging,
+                           stack_config(STAGING_SLOT), progress=lambda _: None)
+
+    for name in ("dns-primary-moves-to-ns2", "dns-ttl", "dns-primary-moves-to-ns2"):
+        found = preview(name)
+        assert found.verdict == SAFE and found.invariants == [], (name, preview_table(found))
