@@ -80,6 +80,14 @@ def second_engine() -> Iterator[str]:
         swarm.leave(SWARM, host)
 
 
+def on_two_engines(endpoint: str, out: Path, *, tiers: tuple[str, ...] = swarm.SPLIT_TIERS,
+                   stacks: tuple[str, ...] = ()) -> Path:
+    """The reference topology written to `out` with `tiers` and the whole `stacks` on the
+    second engine (reached at `endpoint`); by default issue 13's split."""
+    return swarm.split_topology(REFERENCE, ENGINE, endpoint, out, tiers=tiers,
+                                stacks={name: ENGINE for name in stacks})
+
+
 def edge_up(stack_name: str, backend: stack.Backend) -> UpResult:
     """`edge up` as the user's command runs it (the same function), stopping the benchmark on
     any problem: a figure measured on a broken lab is no figure."""

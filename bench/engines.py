@@ -19,19 +19,18 @@ import tempfile
 from pathlib import Path
 
 from common import (
-    ENGINE,
-    REFERENCE,
     ROOT,
     Figures,
     bench_stack,
     edge_up,
     main,
+    on_two_engines,
     report,
     second_engine,
     timed,
 )
 
-from edge.engines import stack, swarm
+from edge.engines import stack
 
 NAME = "engines"
 ONE, ONE_SLOT = "bench-edge", 20
@@ -61,7 +60,7 @@ def measure(runs: int) -> Figures:
         for key in ("one", "two")}
     with second_engine() as endpoint, bench_stack(ONE, ONE_SLOT) as backend, \
             tempfile.TemporaryDirectory() as tmp:
-        split = swarm.split_topology(REFERENCE, ENGINE, endpoint, Path(tmp) / "split.yaml")
+        split = on_two_engines(endpoint, Path(tmp) / "split.yaml")
         stack.select_stack(TWO, backend, {"slot": str(TWO_SLOT), "purpose": "bench",
                                           "topology": str(split)})
         try:

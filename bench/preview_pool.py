@@ -18,43 +18,37 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import (
-    ENGINE,
-    REFERENCE,
-    ROOT,
-    Figures,
-    bench_stack,
-    edge_up,
-    main,
-    report,
-    second_engine,
-)
+from common import ROOT, Figures, bench_stack, edge_up, main, on_two_engines, report, second_engine
 
-from edge.engines import stack, swarm
+from edge.engines import stack
 
 NAME = "preview_pool"
 LIVE, LIVE_SLOT = "bench-live", 18
-HERE, THERE = "bench-staging", "bench-staging2"    # the pool: THERE sits on ENGINE
+HERE, THERE = "bench-staging", "bench-staging2"    # the pool: THERE on the second engine
 POOL = {HERE: 19, THERE: 21}
 CHANGES = ["dns-ttl", "lb2-health-checks-slower", "dns-lists-lbs-in-another-order",
            "border2-accepts-transit-too"]    # one-host changes, each SAFE
 
 
 def previews_at_once(backend: stack.Backend, staging: str, changes: list[str], out: Path) -> float:
-    """Start `edge preview` of every change at once on `staging` (a stack or a pool); the
-    seconds until the last verdict. Any verdict but SAFE stops the benchmark."""
+    """Start `edge preview` of every change at once on `staging` (a stack or a pool), each its
+    own command; the seconds until the last verdict. Any verdict but SAFE stops the benchmark."""
+    def preview(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge.cli", "preview",
+             str(ROOT / "changes" / "examples" / f"{name}.yaml"), "--stack", LIVE,
+             "--staging", staging, "--out", str(out / name)],
+            cwd=ROOT, env={**os.environ, "EDGE_STATE": str(backend.state)}, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+
     started = time.monotonic()
-    runs = {name: subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "preview",
-         str(ROOT / "changes" / "examples" / f"{name}.yaml"), "--stack", LIVE,
-         "--staging", staging, "--out", str(out / name)],
-        cwd=ROOT, env={**os.environ, "EDGE_STATE": str(backend.state)}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for name in changes}
-    said = {name: run.communicate()[0] for name, run in runs.items()}
+    with ThreadPoolExecutor(max_workers=len(changes)) as pool:
+        done = dict(zip(changes, pool.map(preview, changes)))
     seconds = round(time.monotonic() - started, 2)
-    failed = {name: said[name][-800:] for name, run in runs.items() if run.returncode != 0}
+    failed = {name: run.stdout[-800:] for name, run in done.items() if run.returncode != 0}
     if failed:
         raise SystemExit(f"previews on {staging} not SAFE: {failed}")
     return seconds
@@ -66,8 +60,7 @@ def measure(runs: int) -> Figures:
     with second_engine() as endpoint, bench_stack(LIVE, LIVE_SLOT) as backend, \
             tempfile.TemporaryDirectory() as tmp:
         # The live stack stays here; the topology only places THERE on the second engine.
-        topology = swarm.split_topology(REFERENCE, ENGINE, endpoint, Path(tmp) / "pool.yaml",
-                                        tiers=(), stacks={THERE: ENGINE})
+        topology = on_two_engines(endpoint, Path(tmp) / "pool.yaml", tiers=(), stacks=(THERE,))
         for name, slot in {LIVE: LIVE_SLOT, **POOL}.items():
             stack.select_stack(name, backend, {"slot": str(slot), "purpose": "bench",
                                                "topology": str(topology)})

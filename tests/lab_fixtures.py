@@ -36,9 +36,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import json
 import os
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,3 +232,28 @@ def breaks_the_lab() -> None:
         pytest.skip(f"EDGE_TEST_REUSE={REUSE}: this test breaks the lab and rolls it back, so it "
                     f"runs only on the session's own throw-away stack, never on stack '{REUSE}'. "
                     "Unset EDGE_TEST_REUSE to run it.")
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What one `edge preview` of a pool said: the staging stack it took, and its stderr."""
+
+    staging: str
+    said: str
+
+
+def previews_at_once(live: str, staging: str, examples: dict[str, int], state: Path,
+                     out: Path) -> dict[str, Taken]:
+    """`edge preview` of each example (name -> the exit code its verdict must give) started at
+    once, each its own command as users run them, on `staging` (a stack or a pool `a,b`)."""
+    runs = {name: subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "preview",
+         str(ROOT / "changes" / "examples" / f"{name}.yaml"), "--stack", live,
+         "--staging", staging, "--out", str(out / name)],
+        cwd=ROOT, env={**os.environ, "EDGE_STATE": str(state)}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name in examples}
+    said = {name: run.communicate(timeout=1800) for name, run in runs.items()}
+    for name, code in examples.items():
+        assert runs[name].returncode == code, f"{name}:\n{said[name][0]}\n{said[name][1][-3000:]}"
+    return {name: Taken(json.loads((out / name / "preview.json").read_text())["staging"],
+                        said[name][1]) for name in examples}

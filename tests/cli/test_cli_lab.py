@@ -144,20 +144,27 @@ replays:
 """
 
 
+def replay(lab: Lab, state: Path, tmp_path: Path, catalog: str, incident: str,
+           code: int) -> tuple[str, dict]:
+    """`edge replay INCIDENT` of a catalog written here, which must exit `code`: what it printed
+    and its replay.json."""
+    path = tmp_path / "replays.yaml"
+    path.write_text(catalog)
+    proc = run(lab, state, "replay", incident, "--catalog", str(path),
+               "--out", str(tmp_path / "report"))
+    assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout, json.loads((tmp_path / "report" / "replay.json").read_text())
+
+
 def test_a_replay_whose_alarm_never_comes_fails_with_exit_1(
         lab: Lab, lab_state: Path, tmp_path: Path, breaks_the_lab: None) -> None:
-    catalog = tmp_path / "replays.yaml"
-    catalog.write_text(WRONG_EXPECTATION)
-    proc = run(lab, lab_state, "replay", "redundant-ns-down", "--catalog", str(catalog),
-               "--out", str(tmp_path / "report"))
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "FAIL: redundant-ns-down: detected nothing" in proc.stdout, proc.stdout[-3000:]
-    assert "no EXTERNAL OUTAGE (dns) alarm within 10s" in proc.stdout, proc.stdout[-3000:]
+    said, report = replay(lab, lab_state, tmp_path, WRONG_EXPECTATION, "redundant-ns-down", 1)
+    assert "FAIL: redundant-ns-down: detected nothing" in said, said[-3000:]
+    assert "no EXTERNAL OUTAGE (dns) alarm within 10s" in said, said[-3000:]
     # It failed as a verdict, not as an accident: the fault was undone and the lab is green.
-    assert "the lab is not green" not in proc.stdout
+    assert "the lab is not green" not in said
     assert run(lab, lab_state, "fault", "list").stdout.strip() == "no active fault"
     assert run(lab, lab_state, "verify").returncode == 0
-    report = json.loads((tmp_path / "report" / "replay.json").read_text())
     assert report["ok"] is False and report["detected"] == "", report
 
 
@@ -176,14 +183,9 @@ replays:
 
 def test_a_replay_whose_alarm_comes_passes_with_exit_0(
         lab: Lab, lab_state: Path, tmp_path: Path, breaks_the_lab: None) -> None:
-    catalog = tmp_path / "replays.yaml"
-    catalog.write_text(BOTH_NAME_SERVERS)
-    proc = run(lab, lab_state, "replay", "both-ns-down", "--catalog", str(catalog),
-               "--out", str(tmp_path / "report"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    said, report = replay(lab, lab_state, tmp_path, BOTH_NAME_SERVERS, "both-ns-down", 0)
     assert re.search(r"^PASS: both-ns-down: detected EXTERNAL OUTAGE \(dns\): .* in [\d.]+s; "
-                     r"recovered in [\d.]+s$", proc.stdout, re.M), proc.stdout[-3000:]
-    report = json.loads((tmp_path / "report" / "replay.json").read_text())
+                     r"recovered in [\d.]+s$", said, re.M), said[-3000:]
     assert report["ok"] is True and report["green_after"] is True, report
     assert report["detected"].startswith("EXTERNAL OUTAGE (dns): ") and report["alarm_events"]
     assert run(lab, lab_state, "fault", "list").stdout.strip() == "no active fault"

@@ -11,7 +11,6 @@ where it was: in no Swarm, nothing of the Swarm's left.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import subprocess
@@ -34,7 +33,7 @@ from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
 from edge.model.topology import Endpoint, load_topology
 from edge.workflow import daemons, doctor, up
 from edge.workflow.replay import load_catalog, run_replay
-from tests.lab_fixtures import ROOT, stack_config
+from tests.lab_fixtures import ROOT, previews_at_once, stack_config
 
 SLOT = 15
 SETTLE_S = 60.0   # after the first converge: BGP sessions, health checks, zone transfers
@@ -235,17 +234,8 @@ def test_two_previews_at_once_on_a_pool_over_two_engines(engines, pool: str,
     """Two `edge preview` commands at once on a pool whose second stack sits wholly on the
     second engine: each takes one stack, so one preview runs there while the other runs here;
     the breaking example is UNSAFE and the benign one SAFE wherever it ran."""
-    runs = {name: subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "preview",
-         str(ROOT / "changes" / "examples" / f"{name}.yaml"), "--stack", STACK,
-         "--staging", pool, "--out", str(tmp_path / name)],
-        cwd=ROOT, env={**os.environ, "EDGE_STATE": str(backend.state)}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name in PREVIEWS}
-    said = {name: run.communicate(timeout=1800) for name, run in runs.items()}
-    for name, code in PREVIEWS.items():
-        assert runs[name].returncode == code, f"{name}:\n{said[name][0]}\n{said[name][1][-3000:]}"
-    taken = {name: json.loads((tmp_path / name / "preview.json").read_text())["staging"]
-             for name in PREVIEWS}
+    taken = {name: found.staging for name, found in previews_at_once(
+        STACK, pool, PREVIEWS, backend.state, tmp_path).items()}
     assert sorted(taken.values()) == sorted(POOL_SLOTS), taken
     for name, client in engines.items():
         found = {c.labels[LABEL_STACK] for c in client.containers.list(

@@ -4,17 +4,21 @@ it, so neither measures the other's change: the breaking one is UNSAFE, the beni
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edge.engines import stack
-from tests.lab_fixtures import ROOT, STAGING, STAGING_SLOT, Lab, lane_slot, lane_stack, stack_config
+from tests.lab_fixtures import (
+    STAGING,
+    STAGING_SLOT,
+    Lab,
+    lane_slot,
+    lane_stack,
+    previews_at_once,
+    stack_config,
+)
 
 STAGING2 = lane_stack("staging2")
 EXAMPLES = {"lb-wrong-bind": 1, "dns-ttl": 0}   # example -> the exit code its verdict gives
@@ -33,17 +37,7 @@ def pool(lab: Lab, staging: stack.Backend) -> Iterator[str]:
 
 def test_two_previews_at_once_take_two_stacks_of_the_pool(lab: Lab, pool: str,
                                                            tmp_path: Path) -> None:
-    runs = {name: subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "preview",
-         str(ROOT / "changes" / "examples" / f"{name}.yaml"), "--stack", lab.stack,
-         "--staging", pool, "--out", str(tmp_path / name)],
-        cwd=ROOT, env={**os.environ, "EDGE_STATE": str(lab.state)}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name in EXAMPLES}
-    said = {name: run.communicate(timeout=1800) for name, run in runs.items()}
-    for name, code in EXAMPLES.items():
-        assert runs[name].returncode == code, f"{name}:\n{said[name][0]}\n{said[name][1][-3000:]}"
-    taken = {name: json.loads((tmp_path / name / "preview.json").read_text())["staging"]
-             for name in EXAMPLES}
-    assert sorted(taken.values()) == sorted(pool.split(",")), taken
-    for name in EXAMPLES:
-        assert f"preview: staging stack '{taken[name]}' of the pool" in said[name][1]
+    found = previews_at_once(lab.stack, pool, EXAMPLES, lab.state, tmp_path)
+    assert sorted(f.staging for f in found.values()) == sorted(pool.split(",")), found
+    for name, taken in found.items():
+        assert f"preview: staging stack '{taken.staging}' of the pool" in taken.said
