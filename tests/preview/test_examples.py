@@ -244,19 +244,24 @@ def test_an_effect_that_waits_for_a_timer_is_watched_out(previews: dict[str, Pre
     assert "declare no timer" in previews["border2-slower-still"].watched()
 
 
-def test_the_primary_moving_back_to_a_node_beats_every_serial_served(
+def test_the_primary_moving_back_and_forth_keeps_every_name_server_serving(
         lab: Lab, staging: stack.Backend) -> None:
-    """Found by a random order (seed 55): the primary moves to ns2, back to ns1, the zone changes
-    and comes back, and the primary moves to ns2 again. ns2 finds its zone file of its first time
-    as primary, the same content to the byte, and kept that file's serial: below what ns1 had
-    served since, so ns1, now its secondary, would never transfer the zone again, and the preview
-    rightly said UNSAFE of a SAFE change. The new primary's serial must beat every serial served
-    (roles/dns/tasks/main.yml), so the same sequence stays SAFE on every preview."""
+    """Two bugs of the same sequence: the primary moves to ns2, back to ns1, the zone changes and
+    comes back, the primary moves to ns2 again and back to ns1 again.
+     - Seed 55: ns2 found its zone file of its first time as primary, the same content to the
+       byte, and kept that file's serial: below what ns1 had served since, so ns1, now its
+       secondary, never transferred the zone again (UNSAFE of a SAFE change). The new primary's
+       serial beats every serial served.
+     - CI of stop 20: ns1, primary again, found its IXFR journal of its earlier time as primary,
+       ending below the new serial; named refused the zone ("journal out of sync with zone"), ns1
+       served nothing and every later preview said ERROR. Such a journal goes.
+    Each move is previewed, and the last preview's baseline brings ns1 back as primary, so every
+    step must be SAFE with the name servers agreeing (roles/dns/tasks/main.yml)."""
     def preview(name: str) -> Preview:
         change = load_change(ROOT / "changes" / "examples" / f"{name}.yaml", set(lab.view.nodes))
         return run_preview(change, lab.stack, STAGING, ROOT / "contract.yaml", staging,
                            stack_config(STAGING_SLOT), progress=lambda _: None)
 
-    for name in ("dns-primary-moves-to-ns2", "dns-ttl", "dns-primary-moves-to-ns2"):
+    for name in ("dns-primary-moves-to-ns2", "dns-ttl", "dns-primary-moves-to-ns2", "dns-ttl"):
         found = preview(name)
         assert found.verdict == SAFE and found.invariants == [], (name, preview_table(found))
