@@ -223,15 +223,21 @@ def staging(lab: Lab) -> Iterator[stack.Backend]:
     stack.remove_stack(STAGING, backend)
 
 
+def refuse_a_reused_stack(reuse: str) -> None:
+    """Skip, visibly and saying why, a test that breaks the lab when the run reuses stack
+    `reuse` (EDGE_TEST_REUSE): a user's own stack is never broken on purpose."""
+    if reuse:
+        pytest.skip(f"EDGE_TEST_REUSE={reuse}: this test breaks the lab and rolls it back, so it "
+                    f"runs only on the session's own throw-away stack, never on stack '{reuse}'. "
+                    "Unset EDGE_TEST_REUSE to run it.")
+
+
 @pytest.fixture
 def breaks_the_lab() -> None:
     """Asked for by the tests that break the lab on purpose and roll it back (faults, the path
     shift, replays, previews and applies): they run on the session's throw-away stack only, never
     on a user's stack named by EDGE_TEST_REUSE."""
-    if REUSE:
-        pytest.skip(f"EDGE_TEST_REUSE={REUSE}: this test breaks the lab and rolls it back, so it "
-                    f"runs only on the session's own throw-away stack, never on stack '{REUSE}'. "
-                    "Unset EDGE_TEST_REUSE to run it.")
+    refuse_a_reused_stack(REUSE)
 
 
 @dataclass(frozen=True)

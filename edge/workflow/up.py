@@ -126,7 +126,9 @@ def bring_up(stack_name: str, contract_path: Path | str, *, config: dict[str, st
              backend: stack.Backend = stack.Backend(), stream: bool = False, force: bool = False,
              progress: Progress | None = None, on_stage: Stage = _quiet_stage) -> UpResult:
     """Infrastructure, then configuration, then verification, each timed; the revision is
-    recorded as what the stack runs once the converge succeeded."""
+    recorded as what the stack runs once the converge succeeded. The contract is read first: a
+    bad one is refused before anything is made or changed, not after the lab is up."""
+    contract = load_contract(contract_path)
     timings: dict[str, float] = {}
 
     def stage(name: str, func, *a, **kw):
@@ -147,7 +149,7 @@ def bring_up(stack_name: str, contract_path: Path | str, *, config: dict[str, st
             _record(backend.state, stack_name, target, "up")
             StackState.of(backend.state, stack_name).clear_interrupted()
     lab = stack.lab(stack_name, backend)
-    results = stage("verify", verify, lab, contract_path, SETTLE_S)
+    results = stage("verify", settle, expand(contract, lab), SETTLE_S)
     return UpResult(stack_name, lab, result, results, node_states(lab), timings, target)
 
 

@@ -103,3 +103,21 @@ def test_converge_check_of_a_stack_that_does_not_exist_fails(state: Path, absent
 
 def test_edge_reads_its_state_from_edge_state(state: Path) -> None:
     assert honours_edge_state(state)
+
+
+def test_up_with_a_bad_contract_is_refused_before_anything_is_made(state: Path, tmp_path: Path,
+                                                                   absent: str) -> None:
+    """The contract is read before the stack is made: a typo in it is exit 2 and one line, not a
+    lab brought up (or an engine asked) only for the verify stage to fail."""
+    contract = tmp_path / "contract.yaml"
+    contract.write_text("- name: web\n")
+    proc = edge("up", "--stack", absent, "--contract", str(contract), state=state)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert error_line(proc).startswith(f"edge: {contract}:1: the contract needs a `flows:` list")
+    assert [p for p in state.rglob("*") if absent in p.name] == []
+
+
+def test_watch_with_a_negative_drift_interval_is_refused(state: Path, absent: str) -> None:
+    proc = edge("watch", "--stack", absent, "--drift-interval", "-5", state=state)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "--drift-interval -5 is not usable" in error_line(proc)
