@@ -138,10 +138,12 @@ def test_converge_is_idempotent_and_a_change_bumps_the_serial_on_both(
         lab: Lab, breaks_the_lab: None) -> None:
     """Unchanged data keeps the serial (changed=0); a new record raises it and ns2 follows."""
     before = wait_for_equal_serials(lab)
+    said: list[str] = []
     again = configure.converge(lab.stack, lab.state, limit="role_dns,role_resolver",
-                               progress=None)
+                               progress=said.append)
     assert again.ok, again.errors
-    assert {h: r.changed for h, r in again.hosts.items()} == {"ns1": 0, "ns2": 0, "resolver": 0}
+    assert {h: r.changed for h, r in again.hosts.items()} == \
+        {"ns1": 0, "ns2": 0, "resolver": 0}, ("\n".join(said[-60:]), again.diffs)
     assert serials(lab) == {"ns1": before, "ns2": before}
     names = ["{{ edge_api_name }}", "*.{{ edge_apps_label }}", "probe-serial"]   # one more
     after = before
