@@ -20,6 +20,7 @@ import time
 from common import ROOT, Figures, bench_stack, environment, main, report
 
 from edge.engines import stack
+from edge.model.contract import load_contract
 from edge.model.revision import Revision, worktree_tree
 from edge.workflow import rollout
 from edge.workflow.up import verify
@@ -57,6 +58,7 @@ def measure(runs: int) -> Figures:
     figures: Figures = {f"{name}_{what}": [] for name in STRATEGIES
                         for what in ("converge_s", "converge_again_s", "controller_cpu_s")}
     revision = Revision(worktree_tree())
+    contract = load_contract(ROOT / "contract.yaml")
     with bench_stack(STACK, SLOT) as backend:
         for run in range(1, runs + 1):
             order = list(STRATEGIES) if run % 2 else list(reversed(STRATEGIES))
@@ -65,7 +67,7 @@ def measure(runs: int) -> Figures:
                 with environment(STRATEGIES[name]):
                     wall, cpu = converge(revision, backend, again=False)
                     failing = [r.flow.name for r in verify(stack.lab(STACK, backend),
-                                                           ROOT / "contract.yaml", SETTLE_S)
+                                                           contract, SETTLE_S)
                                if not r.ok]
                     if failing:
                         raise SystemExit(f"{name}: contract failing after the converge: {failing}")

@@ -101,7 +101,8 @@ def lab_urls(results: list[Result]) -> list[str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    results = workflow_up.verify(stack.lab(args.stack), args.contract)
+    contract = load_contract(args.contract)
+    results = workflow_up.verify(stack.lab(args.stack), contract)
     print(results_table(results))
     return 0 if all(r.ok for r in results) else 1
 

@@ -23,7 +23,7 @@ from edge.engines import docker_exec, stack
 from edge.engines.configure import ConvergeResult, Progress
 from edge.lab import faults
 from edge.lab.probes import Result, settle
-from edge.model.contract import expand, load_contract
+from edge.model.contract import Contract, expand, load_contract
 from edge.model.lab import Lab
 from edge.model.revision import Revision, load_live, save_live, stack_dir, worktree_tree
 from edge.model.state import AuditEvent, StackState, stack_lock
@@ -52,10 +52,11 @@ def node_states(lab: Lab) -> dict[str, str]:
     return states
 
 
-def verify(lab: Lab, contract_path: Path | str, settle_s: float = 0.0) -> list[Result]:
+def verify(lab: Lab, contract: Contract, settle_s: float = 0.0) -> list[Result]:
     """Probe the contract's flows on a stack, waiting up to `settle_s` for failing ones to
-    recover (as right after a converge)."""
-    return settle(expand(load_contract(contract_path), lab), settle_s)
+    recover (as right after a converge). The contract comes loaded: callers read it before they
+    change anything, so a bad one is refused with nothing done."""
+    return settle(expand(contract, lab), settle_s)
 
 
 @dataclass
@@ -149,7 +150,7 @@ def bring_up(stack_name: str, contract_path: Path | str, *, config: dict[str, st
             _record(backend.state, stack_name, target, "up")
             StackState.of(backend.state, stack_name).clear_interrupted()
     lab = stack.lab(stack_name, backend)
-    results = stage("verify", settle, expand(contract, lab), SETTLE_S)
+    results = stage("verify", verify, lab, contract, SETTLE_S)
     return UpResult(stack_name, lab, result, results, node_states(lab), timings, target)
 
 
@@ -175,12 +176,13 @@ def clear_faults(stack_name: str, contract_path: Path | str,
                  backend: stack.Backend = stack.Backend()) -> ClearResult:
     """Undo every active fault (newest first), converge the stack to the revision it runs, and
     verify the contract green."""
+    contract = load_contract(contract_path)
     lab = stack.lab(stack_name, backend)
     with stack_lock(backend.state, stack_name, "edge fault clear"):
         undone = faults.clear(stack_dir(backend.state, stack_name), lab)
         result = rollout.configuration(
             stack_name, target_revision(backend.state, stack_name).revision, backend)
-    return ClearResult(undone, result, verify(lab, contract_path, SETTLE_S))
+    return ClearResult(undone, result, verify(lab, contract, SETTLE_S))
 
 
 def inject_fault(stack_name: str, kind: str, node: str, options: dict,
