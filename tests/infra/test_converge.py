@@ -10,6 +10,7 @@ repairs it, reporting the repair as a change.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -74,6 +75,13 @@ def damages(lab: Lab) -> list[Damage]:
         "sleep 0.25; done; "
         f"mv {config}.edge-test {config}; [ $loaded = yes ]")
     zone_file = f"{DNS['dns_primary_zone_dir']}/db.{lab.view.zone}"
+    bump, zone = f"python3 -c {shlex.quote(BUMP_SERIAL)} {zone_file}", lab.view.zone
+    serial = f"dig +short +norecurse SOA {zone} @{DNS['dns_control_address']} | awk '{{print $3}}'"
+    stale_zone_with_journal = (
+        f"{bump} && want=$(named-checkzone {zone} {zone_file} | sed -n 's/.* serial \\([0-9]*\\).*/\\1/p') && "
+        f"rndc reload {zone} >/dev/null && for _ in $(seq 1 40); do "
+        f"[ \"$({serial})\" = \"$want\" ] && break; sleep 0.25; done && "
+        f"[ \"$({serial})\" = \"$want\" ] && [ -s {zone_file}.jnl ] && {bump}")
     neighbour = lab.address("firewall", "transit")
     return [
         Damage("firewall", f"table {table} deleted", ["nft", "delete", "table", *table.split()],
@@ -89,8 +97,12 @@ def damages(lab: Lab) -> list[Damage]:
         # zebra holds, so only a per-daemon comparison sees what bgpd lost.
         Damage("border2", "bgpd restarted (empty)", ["supervisorctl", "restart", "frr-bgpd"],
                "FRR runs the rendered configuration"),
-        Damage("ns1", "zone file's serial bumped, named not reloaded (serves a stale zone)",
-               ["python3", "-c", BUMP_SERIAL, zone_file], "named serves the rendered zone"),
+        # Reloaded once in between, so named holds an IXFR journal that ends at the served serial,
+        # below the file's (CI of stop 21: the journal rule took that journal for another
+        # version's, removed it and hid this repair). A reload appends to such a journal.
+        Damage("ns1", "zone file's serial bumped, named reloaded, bumped again and not reloaded "
+                      "(serves a stale zone; its journal ends at the served serial)",
+               ["sh", "-c", stale_zone_with_journal], "named serves the rendered zone"),
         Damage("ns2", "named stopped", ["supervisorctl", "stop", DNS["dns_program"]],
                "named serves the rendered zone"),
         # A stopped program is started by the same shell function for every role (lb1, ns2,
