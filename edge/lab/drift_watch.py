@@ -17,6 +17,7 @@ digest text.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable
@@ -32,8 +33,8 @@ DRIFT, DRIFTED = "DRIFT", "drift"       # the alarm's class and service
 # Per node, in sections: each configuration file's sha256, the ruleset without counters (`-s`:
 # a counter that counts traffic is no drift) and without Docker's `ip nat` table (its embedded
 # DNS rules name ports Docker picks anew at each container start), the routes, and each
-# supervised program's state. The same reading as the preview's "live lab untouched" digest
-# (edge/workflow/staged.py), kept apart per file so that a difference can be named.
+# supervised program's state, kept apart per file so that a difference can be named. The
+# preview's "live lab untouched" digest (edge/workflow/staged.py) is made of the same reading.
 DIGEST_SCRIPT = (
     "echo '@@ files'; find /etc /opt /var/lib/bind -xdev -type f 2>/dev/null | sort"
     " | xargs -r sha256sum;"
@@ -105,6 +106,14 @@ def changes(node: str, before: NodeDigest, after: NodeDigest) -> list[str]:
         if was != now:
             found.append(f"{node}: program {program} {now} (was {was})")
     return found
+
+
+def canonical(digest: NodeDigest) -> str:
+    """A node's digest as one text that is the same in every process (pure): its sets sorted,
+    where a set's own order changes with Python's hash seed."""
+    return json.dumps({"files": digest.files, "ruleset": digest.ruleset,
+                       "routes": sorted(digest.routes), "programs": digest.programs,
+                       "state": digest.state}, sort_keys=True)
 
 
 def read_digest(lab: Lab, node: str) -> NodeDigest:

@@ -45,11 +45,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import docker
 import yaml
 
 from edge.engines import docker_exec, stack
 from edge.engines.configure import ConvergeResult, Progress, to_stderr
+from edge.lab import drift_watch
 from edge.lab.diagnose import where_it_dies
 from edge.lab.probes import Result, settle
 from edge.model import scope, timers
@@ -78,26 +78,20 @@ SAFE, UNSAFE, ERROR, NOOP = "SAFE", "UNSAFE", "ERROR", "NO-OP"
 AFTER_GRACE_S = 2.0
 AFTER_SETTLE_S = 10.0
 BASELINE_SETTLE_S = 20.0
+# Nodes whose configuration is read at once for the live digest (each a `docker exec`).
+DIGEST_READERS = 4
 
-# What a node's configuration is, for "the live lab is untouched": its config files, ruleset,
-# routes and which supervised programs run.
-DIGEST_SCRIPT = (
-    "find /etc /opt /var/lib/bind -xdev -type f 2>/dev/null | sort | xargs -r sha256sum;"
-    " nft -s list ruleset 2>/dev/null; ip route; supervisorctl status | awk '{print $1, $2}'"
-)
-
-
-def config_digest(lab: Lab, client: docker.DockerClient | None = None) -> str:
-    """One digest over every node's configuration as it is live (read-only); a node that is not
-    running counts as its state (missing, exited...)."""
+def config_digest(lab: Lab) -> str:
+    """One digest over every node's configuration as it is live (read-only), for "the live lab
+    is untouched": what `edge watch` reads for drift (edge/lab/drift_watch.py: config files,
+    ruleset, routes, supervised programs; a node that is not running counts as its state), every
+    node read at the same time (one after the other took 5 s for 13 nodes, four times a preview
+    in the tests)."""
+    with ThreadPoolExecutor(max_workers=DIGEST_READERS) as pool:
+        nodes = drift_watch.read_digests(lab, pool)
     digest = hashlib.sha256()
-    for name, node in sorted(lab.nodes.items()):
-        try:
-            said = docker_exec.run(node, DIGEST_SCRIPT, check=False, engine=client)
-            out = said.stdout + said.stderr
-        except docker_exec.ContainerUnavailable as gone:
-            out = gone.state
-        digest.update(name.encode() + b"\0" + out.encode())
+    for name, node in sorted(nodes.items()):
+        digest.update(name.encode() + b"\0" + drift_watch.canonical(node).encode())
     return digest.hexdigest()[:16]
 
 
