@@ -17,9 +17,8 @@ before it has created anything else.
 Lanes: address slots and stack names a run uses (the user's stacks take the low slots: lab 0,
 staging 1; bench/ takes 16-23). Lane 0, what CI runs: 27 the configured lab `t-lab` shared by
 tests/infra, tests/e2e, tests/preview, tests/replay and tests/cli; 24 its staging copy
-`t-staging`; 25 a second one `t-staging2` (a pool of two); 28 the address-clash test; 30 the
-Pulumi lifecycle stack; 31 direct provider tests. EDGE_TEST_LANE=1 or 2 moves a run to slots
-5-9 (and 3) or 10-14 (and 4) and stack names `t1-…`/`t2-…`, so two
+`t-staging`; 28 the address-clash test; 30 the Pulumi lifecycle stack; 31 direct provider
+tests. EDGE_TEST_LANE=1 or 2 moves a run to slots 5-9 or 10-14 and stack names `t1-…`/`t2-…`, so two
 checkouts (or a developer beside CI) run the lab suites at once; two runs in one lane clash on
 addresses and names (the second one's `pulumi up` says which network overlaps), and neither
 removes the other's objects.
@@ -59,10 +58,10 @@ from edge.workflow.up import bring_up
 
 ROOT = Path(__file__).resolve().parents[1]
 LANE = os.environ.get("EDGE_TEST_LANE", "0")
-LANES = {"0": {"lab": 27, "staging": 24, "staging2": 25, "clash": 28, "lifecycle": 30,
+LANES = {"0": {"lab": 27, "staging": 24, "clash": 28, "lifecycle": 30,
                "provider": 31},
-         "1": {"lab": 5, "staging": 6, "staging2": 3, "clash": 7, "lifecycle": 8, "provider": 9},
-         "2": {"lab": 10, "staging": 11, "staging2": 4, "clash": 12, "lifecycle": 13,
+         "1": {"lab": 5, "staging": 6, "clash": 7, "lifecycle": 8, "provider": 9},
+         "2": {"lab": 10, "staging": 11, "clash": 12, "lifecycle": 13,
                "provider": 14}}
 if LANE not in LANES:
     raise pytest.UsageError(f"EDGE_TEST_LANE={LANE!r}: choose one of {', '.join(LANES)}")

@@ -233,10 +233,14 @@ def test_two_previews_at_once_on_a_pool_over_two_engines(engines, pool: str,
                                                           tmp_path: Path) -> None:
     """Two `edge preview` commands at once on a pool whose second stack sits wholly on the
     second engine: each takes one stack, so one preview runs there while the other runs here;
-    the breaking example is UNSAFE and the benign one SAFE wherever it ran."""
-    taken = {name: found.staging for name, found in previews_at_once(
-        STACK, pool, PREVIEWS, backend.state, tmp_path).items()}
+    the breaking example is UNSAFE and the benign one SAFE wherever it ran, and each says which
+    stack of the pool it took. (The pool's one-engine case is the same code: a pool is a list of
+    stack names, wherever their nodes sit; a suite of its own cost 2.4 min of CI.)"""
+    found = previews_at_once(STACK, pool, PREVIEWS, backend.state, tmp_path)
+    taken = {name: run.staging for name, run in found.items()}
     assert sorted(taken.values()) == sorted(POOL_SLOTS), taken
+    for name, run in found.items():
+        assert f"preview: staging stack '{run.staging}' of the pool" in run.said, (name, run.said)
     for name, client in engines.items():
         found = {c.labels[LABEL_STACK] for c in client.containers.list(
             filters={"label": f"{LABEL_STACK}"}) if c.labels[LABEL_STACK] in POOL_SLOTS}
