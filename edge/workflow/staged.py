@@ -81,6 +81,7 @@ BASELINE_SETTLE_S = 20.0
 # Nodes whose configuration is read at once for the live digest (each a `docker exec`).
 DIGEST_READERS = 4
 
+
 def config_digest(lab: Lab) -> str:
     """One digest over every node's configuration as it is live (read-only), for "the live lab
     is untouched": what `edge watch` reads for drift (edge/lab/drift_watch.py: config files,
