@@ -88,8 +88,13 @@ def test_readme_section_is_generated_between_the_markers():
     section = readme_section({"floor": FLOOR, "lab_lifecycle": OLD})
     lines = section.splitlines()
     assert lines[0] == BEGIN and lines[-1] == END
+    # results measured on two machines: each machine named with its benchmarks
+    named = {"- Test CPU, 2 cores, 7.8 GB memory, kernel 6.1.0, Docker 26.1.5, Pulumi v3.274.1, "
+             "Python 3.11.7: `floor`.", "- 2 cores, Python 3.11.7: `lab_lifecycle`."}
+    at = lines.index("Machines:")
+    assert set(lines[at + 1:at + 3]) == named, lines[at:at + 3]
     assert ("Machine: Test CPU, 2 cores, 7.8 GB memory, kernel 6.1.0, Docker 26.1.5, "
-            "Pulumi v3.274.1, Python 3.11.7.") in lines
+            "Pulumi v3.274.1, Python 3.11.7.") in readme_section({"floor": FLOOR}).splitlines()
     assert any(line.startswith("**`bench/floor.py`**") and "3 runs, 2026-12-02 04:10:00 UTC, "
                "load average 3.1 → 4.0." in line for line in lines)
     assert ("| `pulumi up` of the same stack (`edge.engines.stack.up`) | `pulumi_up_s` | 5.0 s | "
