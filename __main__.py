@@ -48,8 +48,10 @@ def main() -> None:
     pulumi.export("stack", stack)
     pulumi.export("slot", slot)
     pulumi.export("zone", plan.zone)
+    # `mtu` only where it is not the engine's default: a spread stack's overlays.
+    mtu = {"mtu": plan.mtu} if plan.mtu else {}
     pulumi.export("networks", {n.name: {"docker_name": n.docker_name, "subnet": str(n.subnet)}
-                               for n in plan.networks.values()})
+                               | mtu for n in plan.networks.values()})
     pulumi.export("nodes", lab.nodes)
     # Handed to Ansible through the inventory (never written to a file): the zone-transfer key.
     pulumi.export("secrets", stack_secrets())

@@ -7,7 +7,7 @@ and how its links are shaped.
 
 A plan with nodes on another engine (the topology's `placement:`: some nodes, or the whole
 stack) gets its networks as attachable internal Swarm overlays made on this engine (the
-manager), each interface LAB_MTU bytes so that a full frame still fits the underlay after
+manager), each interface the plan's MTU (OVERLAY_MTU) so that a full frame still fits the underlay after
 VXLAN's header; each container and volume is made on its node's engine by the same providers.
 """
 
@@ -20,8 +20,6 @@ import pulumi
 from edge.infra.docker_provider import DockerContainer, DockerNetwork, DockerVolume
 from edge.model.plan import LABEL_NODE, LABEL_ROLE, NetworkPlan, StackPlan
 from edge.model.topology import LOCAL_ENGINE, Endpoint
-
-LAB_MTU = 1450   # a lab interface on an overlay: the 1500-byte underlay minus VXLAN's 50
 
 
 def endpoints(plan: StackPlan) -> dict[str, Endpoint | None]:
@@ -63,7 +61,7 @@ class EdgeLab(pulumi.ComponentResource):
         networks = {
             net.name: DockerNetwork(f"net-{net.name}", name=net.docker_name,
                                     subnet=str(net.subnet), gateway=str(net.gateway),
-                                    labels=plan.labels(), mtu=LAB_MTU if plan.spread else None,
+                                    labels=plan.labels(), mtu=plan.mtu,
                                     ip_range=dynamic_range(net, plan) if plan.spread else None,
                                     opts=child)
             for net in plan.networks.values()

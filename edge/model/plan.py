@@ -32,6 +32,8 @@ LABEL_ROLE = "edge-testbed.role"
 # Which run made an object (test sessions, benchmarks): lets a run remove its own leftovers and
 # those of runs that died, never those of a run still going. User stacks carry none.
 LABEL_RUN = "edge-testbed.run"
+# A lab interface on a Swarm overlay: the 1500-byte underlay minus VXLAN's 50 bytes.
+OVERLAY_MTU = 1450
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,13 @@ class StackPlan:
         is made the same way, so nothing on that machine's host (bridges, their iptables rules)
         is ever edge's to make or clean up."""
         return any(node.engine != LOCAL_ENGINE for node in self.nodes.values())
+
+    @property
+    def mtu(self) -> int | None:
+        """The MTU of every lab interface when it is not the engine's default (a spread stack's
+        overlays): the networks are made with it, and the routers' converge keeps it (the
+        `mtu` of the stack's `networks` output), so a full frame still fits the underlay."""
+        return OVERLAY_MTU if self.spread else None
 
     def labels(self, **extra: str) -> dict[str, str]:
         """Labels that mark a Docker object as this stack's, so leftovers are found by label."""

@@ -25,11 +25,10 @@ from edge.engines import configure, docker_exec, images, stack, swarm
 from edge.engines.configure import ConvergeResult
 from edge.infra import addressing
 from edge.infra.engines import client_for
-from edge.infra.lab import LAB_MTU
 from edge.lab.probes import settle
 from edge.model.contract import expand, load_contract
 from edge.model.lab import Lab
-from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, stack_plan
+from edge.model.plan import LABEL_PURPOSE, LABEL_STACK, OVERLAY_MTU, stack_plan
 from edge.model.topology import Endpoint, load_topology
 from edge.workflow import daemons, doctor, up
 from edge.workflow.replay import load_catalog, run_replay
@@ -111,7 +110,10 @@ def test_each_container_runs_on_the_engine_it_is_placed_on(engines, split) -> No
     assert {m.state for m in swarm.members(engines["local"])} == {"ready"}
 
 
-def test_lab_networks_are_internal_attachable_overlays_with_the_small_mtu(engines, split) -> None:
+def test_lab_networks_are_internal_attachable_overlays_with_the_small_mtu(engines, split,
+                                                                         converged) -> None:
+    """After the converge, as users have it: the routers' converge sets their interfaces' MTU
+    too, and once put back Docker's 1500 on them (a frame too big for the overlay lost)."""
     nets = engines["local"].api.networks(filters={"label": f"{LABEL_STACK}={STACK}"})
     assert len(nets) == 4
     for net in nets:
@@ -120,7 +122,7 @@ def test_lab_networks_are_internal_attachable_overlays_with_the_small_mtu(engine
             ("overlay", True, True), detail["Name"]
     for container in placed(split):
         links = sh(engines, split, container, "cat /sys/class/net/eth*/mtu").stdout.split()
-        assert links and set(links) == {str(LAB_MTU)}, (container, links)
+        assert links and set(links) == {str(OVERLAY_MTU)}, (container, links)
 
 
 def test_the_host_has_no_address_on_any_lab_network(split) -> None:
@@ -138,14 +140,17 @@ def test_the_host_has_no_address_on_any_lab_network(split) -> None:
     ("firewall", "lb1"),        # dmz: this engine -> engine2
     ("lb2", "ns1"),             # dmz: engine2 -> this engine
 ])
-def test_full_size_frames_cross_engines_and_one_byte_more_does_not(engines, split, source: str,
+def test_full_size_frames_cross_engines_and_one_byte_more_does_not(engines, split, converged,
+                                                                  source: str,
                                                                   target: str) -> None:
+    """The sender's own interface refuses the byte too many (after the converge): the overlay
+    never silently drops a frame it cannot carry."""
     plan = stack_plan(load_topology(split), STACK, SLOT)
     src, dst = plan.nodes[source], plan.nodes[target]
     assert src.engine != dst.engine
     shared = sorted(set(src.addresses) & set(dst.addresses))[0]
     address = dst.addresses[shared]
-    payload = LAB_MTU - 28          # IPv4 and ICMP headers
+    payload = OVERLAY_MTU - 28          # IPv4 and ICMP headers
     fits = sh(engines, split, src.container_name,
               f"ping -c 2 -W 2 -M do -s {payload} {address}", check=False)
     too_big = sh(engines, split, src.container_name,

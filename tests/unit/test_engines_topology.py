@@ -13,7 +13,7 @@ from edge.engines.images import image_ref
 from edge.engines.swarm import SwarmError, missing_capabilities, swarm_plan
 from edge.infra.docker_provider import NetworkProvider
 from edge.infra.lab import dynamic_range
-from edge.model.plan import stack_plan
+from edge.model.plan import OVERLAY_MTU, stack_plan
 from edge.model.topology import LOCAL_ENGINE, TopologyError, load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,6 +138,10 @@ def test_spread_plan_places_nodes_and_keeps_only_the_engines_used(tmp_path: Path
     assert plan.spread and set(plan.engines) == {"second"}
     assert plan.nodes["lb1"].engine == "second" and plan.nodes["border"].engine == LOCAL_ENGINE
     assert not stack_plan(load_topology(REFERENCE), "hswarm-u", 15).spread
+    # The overlays' MTU, which the networks are made with and the routers' converge keeps;
+    # one engine's bridges keep the engine's default.
+    assert plan.mtu == OVERLAY_MTU
+    assert stack_plan(load_topology(REFERENCE), "hswarm-u", 15).mtu is None
 
 
 def test_a_stack_placed_on_an_engine_has_every_node_there(tmp_path: Path) -> None:
